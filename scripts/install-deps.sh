@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing Wzp needs on Debian 12 (run as root).
+# Idempotent: packages already present are skipped quickly.
+set -euo pipefail
+packages=(
+  gcc pkg-config                                                  # the native QUIC shim
+  libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev       # ngtcp2 0.12 + GnuTLS headers and libraries
+  ngtcp2-client ngtcp2-server gnutls-bin                          # independent QUIC peers for tests
+  redis-server                                                    # scale-out clustering and its tests
+  espeak-ng sox                                                   # speech audio for end-to-end tests
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v dotnet >/dev/null || { echo "dotnet SDK 10 is required on PATH (https://dot.net)" >&2; exit 1; }
