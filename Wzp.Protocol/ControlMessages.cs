@@ -1,0 +1,133 @@
+using System.Text.Json.Serialization;
+
+namespace Wzp.Protocol;
+
+/// <summary>
+/// A control message (PROTOCOL.md §4-§7): one JSON object with a string member <c>type</c>, camelCase member
+/// names, byte strings in standard base64. <see cref="ControlCodec"/> reads and writes them.
+/// </summary>
+public abstract record ControlMessage
+{
+    [JsonIgnore]
+    public abstract string Type { get; }
+}
+
+/// <summary>Client to gateway: opens the handshake (§5.1).</summary>
+public sealed record Hello(
+    int Version,
+    byte[] IdentityKey,
+    byte[] EphemeralKey,
+    byte[] Nonce,
+    string Room,
+    string Alias,
+    string Token,
+    byte[] Signature) : ControlMessage
+{
+    public override string Type => "hello";
+}
+
+/// <summary>Gateway to client: the gateway's credential, ephemeral key and transcript signature (§5.2).</summary>
+public sealed record Welcome(GatewayCredential Credential, byte[] EphemeralKey, byte[] Nonce, byte[] Signature) : ControlMessage
+{
+    public override string Type => "welcome";
+}
+
+/// <summary>Client to gateway: proves the client derived the same keys (§5.4).</summary>
+public sealed record Confirm(byte[] Mac) : ControlMessage
+{
+    public override string Type => "confirm";
+}
+
+/// <summary>One member as clients see it. The fingerprint is 16 bytes (base64 on the wire).</summary>
+public sealed record MemberInfo(int Slot, byte[] Fingerprint, string Alias);
+
+/// <summary>Gateway to client: admitted to the room (§5.5).</summary>
+public sealed record Joined(string Room, int Slot, uint Epoch, IReadOnlyList<MemberInfo> Members) : ControlMessage
+{
+    public override string Type => "joined";
+}
+
+/// <summary>Gateway to client: members that joined and slots that left.</summary>
+public sealed record RoomUpdate(IReadOnlyList<MemberInfo> Joined, IReadOnlyList<int> Left) : ControlMessage
+{
+    public override string Type => "roomUpdate";
+}
+
+/// <summary>Gateway to client: starts a rekey to <see cref="Epoch"/> (§7.1).</summary>
+public sealed record Rekey(uint Epoch, byte[] EphemeralKey, byte[] Signature) : ControlMessage
+{
+    public override string Type => "rekey";
+}
+
+/// <summary>Client to gateway: the client's half of the rekey (§7.2).</summary>
+public sealed record RekeyAck(uint Epoch, byte[] EphemeralKey, byte[] Mac) : ControlMessage
+{
+    public override string Type => "rekeyAck";
+}
+
+/// <summary>Gateway to client: the gateway now sends under <see cref="Epoch"/>; the client may too (§7.4).</summary>
+public sealed record RekeyDone(uint Epoch) : ControlMessage
+{
+    public override string Type => "rekeyDone";
+}
+
+public sealed record Leave : ControlMessage
+{
+    public override string Type => "leave";
+}
+
+public sealed record Ping : ControlMessage
+{
+    public override string Type => "ping";
+}
+
+public sealed record Pong : ControlMessage
+{
+    public override string Type => "pong";
+}
+
+/// <summary>Gateway to client, sent before closing. <see cref="Code"/> is one of <see cref="ErrorCodes"/>.</summary>
+public sealed record Error(string Code, string Message) : ControlMessage
+{
+    public override string Type => "error";
+}
+
+/// <summary>A message whose type this version does not know; ignored after the handshake (§3).</summary>
+public sealed record UnknownMessage(string TypeName) : ControlMessage
+{
+    public override string Type => TypeName;
+}
+
+/// <summary>The stable kebab-case codes of <see cref="Error"/>.</summary>
+public static class ErrorCodes
+{
+    public const string BadSignature = "bad-signature";
+    public const string BadMac = "bad-mac";
+    public const string RoomFull = "room-full";
+    public const string Unauthorized = "unauthorized";
+    public const string UnsupportedVersion = "unsupported-version";
+    public const string BadRequest = "bad-request";
+    public const string Busy = "busy";
+    public const string Internal = "internal";
+}
+
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    RespectNullableAnnotations = true,
+    RespectRequiredConstructorParameters = true,
+    AllowOutOfOrderMetadataProperties = true,
+    NumberHandling = JsonNumberHandling.Strict)]
+[JsonSerializable(typeof(Hello))]
+[JsonSerializable(typeof(Welcome))]
+[JsonSerializable(typeof(Confirm))]
+[JsonSerializable(typeof(Joined))]
+[JsonSerializable(typeof(RoomUpdate))]
+[JsonSerializable(typeof(Rekey))]
+[JsonSerializable(typeof(RekeyAck))]
+[JsonSerializable(typeof(RekeyDone))]
+[JsonSerializable(typeof(Leave))]
+[JsonSerializable(typeof(Ping))]
+[JsonSerializable(typeof(Pong))]
+[JsonSerializable(typeof(Error))]
+[JsonSerializable(typeof(GatewayCredential))]
+internal sealed partial class ProtocolJson : JsonSerializerContext;
