@@ -1,0 +1,60 @@
+using System.Collections.Immutable;
+using Orleans.Concurrency;
+
+namespace Wzp.Grains;
+
+/// <summary>
+/// The cluster's list of live gateways (one grain, key <see cref="GatewayDirectory.Key"/>), and the relay for
+/// gateway link negotiation. Gateways register, then heartbeat; a gateway silent for
+/// <c>Cluster:GatewayExpiry</c> is removed and its members are evicted from every room that hosts them.
+/// </summary>
+[Alias("wzp.IGatewayDirectoryGrain")]
+public interface IGatewayDirectoryGrain : IGrainWithStringKey
+{
+    /// <summary>Adds or refreshes a gateway.</summary>
+    [Alias("Register")]
+    Task Register(GatewayRegistration registration);
+
+    /// <summary>Refreshes a gateway; false when the directory does not know it (it must register again).</summary>
+    [Alias("Heartbeat")]
+    Task<bool> Heartbeat(GatewayHeartbeat heartbeat);
+
+    /// <summary>Removes a gateway now (graceful shutdown); its members are evicted.</summary>
+    [Alias("Unregister")]
+    Task Unregister(string gatewayId);
+
+    /// <summary>Every live gateway.</summary>
+    [Alias("List")]
+    Task<ImmutableArray<GatewayInfo>> List();
+
+    /// <summary>Records that <paramref name="room"/> hosts members of the gateway and returns its registration,
+    /// or null when the gateway is not registered.</summary>
+    [Alias("AttachRoom")]
+    Task<GatewayRegistration?> AttachRoom(string gatewayId, string room);
+
+    /// <summary>The room no longer hosts members of the gateway.</summary>
+    [OneWay, Alias("DetachRoom")]
+    Task DetachRoom(string gatewayId, string room);
+
+    /// <summary>
+    /// A room's periodic check of the gateways hosting its members; re-attaches the room to the live ones, which
+    /// also rebuilds the directory's room lists after the directory itself re-activated.
+    /// </summary>
+    [Alias("CheckGateways")]
+    Task<GatewayCheckResult> CheckGateways(string room, ImmutableArray<string> gatewayIds);
+
+    /// <summary>Passes a link message to the target gateway's observer.</summary>
+    [Alias("RelayLinkMessage")]
+    Task<LinkDelivery> RelayLinkMessage(LinkMessage message);
+}
+
+/// <summary>Where to find the directory.</summary>
+public static class GatewayDirectory
+{
+    /// <summary>The one key of <see cref="IGatewayDirectoryGrain"/>.</summary>
+    public const string Key = "default";
+
+    /// <summary>The directory grain.</summary>
+    public static IGatewayDirectoryGrain GetGatewayDirectory(this IGrainFactory grainFactory) =>
+        grainFactory.GetGrain<IGatewayDirectoryGrain>(Key);
+}

@@ -1,0 +1,186 @@
+using System.Collections.Immutable;
+
+namespace Wzp.Grains;
+
+// Every type below crosses a grain boundary. Aliases carry a version suffix and [Id]s are never renumbered:
+// a new field gets the next id, an incompatible change gets a new type with a new alias. None of them holds a
+// secret (PROTOCOL.md §9); a test in Wzp.Cluster.Tests lists every byte-bearing member against an allow-list.
+
+/// <summary>A member of a room as every gateway of the room sees it.</summary>
+/// <param name="Slot">1 to 65 535, unique among the room's current members; downlink datagrams carry it as <c>source</c>.</param>
+/// <param name="Fingerprint">The member's identity fingerprint (public).</param>
+/// <param name="Alias">Display name, at most <see cref="RoomLimits.MaxAliasLength"/> characters, may be empty.</param>
+/// <param name="GatewayId">The gateway that terminates the member's QUIC connection.</param>
+[GenerateSerializer, Immutable, Alias("wzp.RoomMember.v1")]
+public sealed record RoomMember(
+    [property: Id(0)] ushort Slot,
+    [property: Id(1)] Fingerprint Fingerprint,
+    [property: Id(2)] string Alias,
+    [property: Id(3)] string GatewayId);
+
+/// <summary>The identity of one room activation plus its counters; cheap to poll.</summary>
+/// <param name="Incarnation">New for every activation of the room grain. A change means the room lost its
+/// in-memory membership (silo failure, or it emptied and deactivated) and gateways must restore their members.</param>
+/// <param name="Version">Grows by one on every change of the room (membership or epoch).</param>
+/// <param name="Epoch">The room epoch; grows on every join, leave, eviction and periodic rekey.</param>
+[GenerateSerializer, Immutable, Alias("wzp.RoomStamp.v1")]
+public sealed record RoomStamp(
+    [property: Id(0)] Guid Incarnation,
+    [property: Id(1)] long Version,
+    [property: Id(2)] long Epoch);
+
+/// <summary>The full state of a room at one version. Members are sorted by slot.</summary>
+[GenerateSerializer, Immutable, Alias("wzp.RoomSnapshot.v1")]
+public sealed record RoomSnapshot(
+    [property: Id(0)] string Room,
+    [property: Id(1)] Guid Incarnation,
+    [property: Id(2)] long Version,
+    [property: Id(3)] long Epoch,
+    [property: Id(4)] ImmutableArray<RoomMember> Members);
+
+/// <summary>Why a room changed.</summary>
+[Alias("wzp.RoomChangeReason.v1")]
+public enum RoomChangeReason
+{
+    /// <summary>A member joined.</summary>
+    Joined = 0,
+
+    /// <summary>A member left.</summary>
+    Left = 1,
+
+    /// <summary>The periodic epoch timer fired (no membership change).</summary>
+    PeriodicRekey = 2,
+
+    /// <summary>A gateway did not report a finished rekey in time; its members were evicted.</summary>
+    RekeyTimeout = 3,
+
+    /// <summary>A gateway left the directory (expired or unregistered); its members were evicted.</summary>
+    GatewayGone = 4,
+
+    /// <summary>A gateway restored its members after the room re-activated.</summary>
+    Restored = 5,
+}
+
+/// <summary>
+/// One change of a room, pushed to every gateway that hosted members before or after it. Applying the events
+/// of consecutive versions to the snapshot of the first one gives the snapshot of the last; a gateway that sees
+/// a gap in <see cref="Version"/> (or a new <see cref="Incarnation"/>) fetches a snapshot instead.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("wzp.RoomEvent.v1")]
+public sealed record RoomEvent(
+    [property: Id(0)] string Room,
+    [property: Id(1)] Guid Incarnation,
+    [property: Id(2)] long Version,
+    [property: Id(3)] long Epoch,
+    [property: Id(4)] RoomChangeReason Reason,
+    [property: Id(5)] ImmutableArray<RoomMember> Joined,
+    [property: Id(6)] ImmutableArray<ushort> Left);
+
+/// <summary>A member asking to join: sent by its gateway after the client's handshake confirmed (PROTOCOL.md §5).</summary>
+[GenerateSerializer, Immutable, Alias("wzp.JoinRequest.v1")]
+public sealed record JoinRequest(
+    [property: Id(0)] Fingerprint Fingerprint,
+    [property: Id(1)] string Alias,
+    [property: Id(2)] string GatewayId);
+
+/// <summary>Outcome of a join.</summary>
+[Alias("wzp.JoinStatus.v1")]
+public enum JoinStatus
+{
+    /// <summary>The member joined; slot, epoch and snapshot are set.</summary>
+    Joined = 0,
+
+    /// <summary>The room already has the configured maximum of members (PROTOCOL.md error code <c>room-full</c>).</summary>
+    RoomFull = 1,
+
+    /// <summary>The gateway is not registered in the directory: register (again) and retry.</summary>
+    GatewayNotRegistered = 2,
+
+    /// <summary>The room name, alias or gateway id is malformed (PROTOCOL.md error code <c>bad-request</c>).</summary>
+    Invalid = 3,
+}
+
+/// <summary>Result of <see cref="IRoomGrain.Join"/>: a typed refusal rather than an exception to parse.</summary>
+/// <param name="Status">Whether the member joined.</param>
+/// <param name="Slot">The member's slot when joined, otherwise 0.</param>
+/// <param name="Epoch">The room epoch after the join, otherwise 0.</param>
+/// <param name="Snapshot">The room including the new member when joined, otherwise null.</param>
+[GenerateSerializer, Immutable, Alias("wzp.JoinResult.v1")]
+public sealed record JoinResult(
+    [property: Id(0)] JoinStatus Status,
+    [property: Id(1)] ushort Slot,
+    [property: Id(2)] long Epoch,
+    [property: Id(3)] RoomSnapshot? Snapshot)
+{
+    /// <summary>A refusal with no slot.</summary>
+    public static JoinResult Refused(JoinStatus status) => new(status, 0, 0, null);
+}
+
+/// <summary>A member leaving; only the gateway hosting the member may remove it.</summary>
+[GenerateSerializer, Immutable, Alias("wzp.LeaveRequest.v1")]
+public sealed record LeaveRequest(
+    [property: Id(0)] ushort Slot,
+    [property: Id(1)] string GatewayId);
+
+/// <summary>A gateway reporting that all its members of the room finished the rekey to <see cref="Epoch"/>.</summary>
+[GenerateSerializer, Immutable, Alias("wzp.RekeyReport.v1")]
+public sealed record RekeyReport(
+    [property: Id(0)] string GatewayId,
+    [property: Id(1)] long Epoch);
+
+/// <summary>
+/// A gateway re-registering its local members with a room that re-activated (it lost its in-memory state).
+/// </summary>
+/// <param name="GatewayId">The reporting gateway; every member must carry it.</param>
+/// <param name="Members">The gateway's local members with the slots they had.</param>
+/// <param name="LastVersion">The last room version the gateway saw, so versions never go backwards.</param>
+/// <param name="LastEpoch">The last room epoch the gateway saw, so epochs never go backwards.</param>
+[GenerateSerializer, Immutable, Alias("wzp.RestoreRequest.v1")]
+public sealed record RestoreRequest(
+    [property: Id(0)] string GatewayId,
+    [property: Id(1)] ImmutableArray<RoomMember> Members,
+    [property: Id(2)] long LastVersion,
+    [property: Id(3)] long LastEpoch);
+
+/// <summary>Result of a restore.</summary>
+/// <param name="Snapshot">The room after the restore.</param>
+/// <param name="Rejected">Slots that could not be restored (taken by another member meanwhile, or the room is
+/// full); the gateway must end those sessions or let them join again.</param>
+[GenerateSerializer, Immutable, Alias("wzp.RestoreResult.v1")]
+public sealed record RestoreResult(
+    [property: Id(0)] RoomSnapshot Snapshot,
+    [property: Id(1)] ImmutableArray<ushort> Rejected);
+
+/// <summary>A re-activated room asking a gateway to restore its members of that room.</summary>
+[GenerateSerializer, Immutable, Alias("wzp.RestoreInvitation.v1")]
+public sealed record RestoreInvitation(
+    [property: Id(0)] string Room,
+    [property: Id(1)] Guid Incarnation);
+
+/// <summary>Validation rules shared by the room grain and gateways (PROTOCOL.md §5).</summary>
+public static class RoomLimits
+{
+    /// <summary>Room names are 1 to 128 characters.</summary>
+    public const int MaxRoomNameLength = 128;
+
+    /// <summary>Aliases are at most 64 characters.</summary>
+    public const int MaxAliasLength = 64;
+
+    /// <summary>Gateway ids are 1 to 128 characters.</summary>
+    public const int MaxGatewayIdLength = 128;
+
+    /// <summary>Slots are 1 to 65 535, so a room never has more members than this.</summary>
+    public const int MaxMembers = ushort.MaxValue;
+
+    /// <summary>True when <paramref name="room"/> is 1 to 128 characters with no control characters.</summary>
+    public static bool IsValidRoomName(string? room) =>
+        !string.IsNullOrEmpty(room) && room.Length <= MaxRoomNameLength && !room.Any(char.IsControl);
+
+    /// <summary>True when <paramref name="alias"/> is at most 64 characters with no control characters.</summary>
+    public static bool IsValidAlias(string? alias) =>
+        alias is not null && alias.Length <= MaxAliasLength && !alias.Any(char.IsControl);
+
+    /// <summary>True when <paramref name="gatewayId"/> is 1 to 128 characters with no control characters.</summary>
+    public static bool IsValidGatewayId(string? gatewayId) =>
+        !string.IsNullOrEmpty(gatewayId) && gatewayId.Length <= MaxGatewayIdLength && !gatewayId.Any(char.IsControl);
+}

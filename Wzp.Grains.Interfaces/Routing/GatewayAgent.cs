@@ -1,0 +1,197 @@
+using System.Collections.Immutable;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace Wzp.Grains.Routing;
+
+/// <summary>What a gateway registers under.</summary>
+/// <param name="GatewayId">Stable, cluster-unique name.</param>
+/// <param name="LinkEndpoint">UDP <c>host:port</c> for link datagrams from other gateways.</param>
+/// <param name="Credential">Canonical credential bytes (PROTOCOL.md §2; public, signed by the cluster key).</param>
+public sealed record GatewayIdentity(string GatewayId, string LinkEndpoint, ImmutableArray<byte> Credential);
+
+/// <summary>
+/// The gateway's end of the control plane: registers with the directory, heartbeats and re-registers in a
+/// background loop (a directory that re-activated forgot everyone), keeps the push observer alive, feeds pushed
+/// room events into <see cref="Rooms"/>, and polls the stamps of its rooms on every heartbeat.
+/// </summary>
+/// <remarks>
+/// Host it in the gateway process (an Orleans client, or the silo itself in all-in-one mode) and call
+/// <see cref="StartAsync"/> only once the Orleans client is connected (after <c>ApplicationStarted</c>).
+/// The data plane subscribes to <see cref="RoomRoutingTable.Changed"/>, joins and leaves through
+/// <see cref="Rooms"/>, and reports finished rekeys with <see cref="RoomRoutingTable.ReportRekeyCompleteAsync"/>.
+/// </remarks>
+public sealed partial class GatewayAgent : IAsyncDisposable
+{
+    private readonly IGrainFactory _grainFactory;
+    private readonly GatewayIdentity _identity;
+    private readonly ControlPlaneOptions _options;
+    private readonly TimeProvider _timeProvider;
+    private readonly ILogger _logger;
+    private readonly Observer _observer;
+    private readonly Guid _instanceId = Guid.NewGuid();
+    private IGatewayObserver? _observerReference;
+    private CancellationTokenSource? _stopping;
+    private Task? _loop;
+
+    /// <summary>Creates the agent; nothing happens until <see cref="StartAsync"/>.</summary>
+    public GatewayAgent(
+        IGrainFactory grainFactory,
+        GatewayIdentity identity,
+        IOptions<ControlPlaneOptions> options,
+        ILoggerFactory? loggerFactory = null,
+        TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(grainFactory);
+        ArgumentNullException.ThrowIfNull(identity);
+        ArgumentNullException.ThrowIfNull(options);
+        _grainFactory = grainFactory;
+        _identity = identity;
+        _options = options.Value;
+        _timeProvider = timeProvider ?? TimeProvider.System;
+        loggerFactory ??= NullLoggerFactory.Instance;
+        _logger = loggerFactory.CreateLogger<GatewayAgent>();
+        Rooms = new RoomRoutingTable(grainFactory, identity.GatewayId, loggerFactory.CreateLogger<RoomRoutingTable>());
+        // The runtime only holds observers weakly: this field is what keeps the push target alive.
+        _observer = new Observer(this);
+    }
+
+    /// <summary>This gateway's id.</summary>
+    public string GatewayId => _identity.GatewayId;
+
+    /// <summary>This gateway's rooms.</summary>
+    public RoomRoutingTable Rooms { get; }
+
+    /// <summary>Reports the current load in every heartbeat; 0 when unset.</summary>
+    public Func<int>? LoadProvider { get; set; }
+
+    /// <summary>Raised for every pushed room event, before it is applied (diagnostics, metrics).</summary>
+    public event Action<RoomEvent>? RoomEventReceived;
+
+    /// <summary>Raised for every link message another gateway sent to this one.</summary>
+    public event Action<LinkMessage>? LinkMessageReceived;
+
+    /// <summary>Registers with the directory and starts the heartbeat loop.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (_loop is not null)
+        {
+            throw new InvalidOperationException("The gateway agent is already started.");
+        }
+
+        _observerReference = _grainFactory.CreateObjectReference<IGatewayObserver>(_observer);
+        await RegisterAsync().ConfigureAwait(false);
+        _stopping = new CancellationTokenSource();
+        _loop = RunAsync(_stopping.Token);
+    }
+
+    /// <summary>Stops the loop and unregisters (the cluster then evicts this gateway's members).</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_loop is null || _stopping is null)
+        {
+            return;
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _loop.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The loop ends by cancellation.
+        }
+
+        _loop = null;
+        try
+        {
+            await _grainFactory.GetGatewayDirectory().Unregister(GatewayId).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            // Expiry removes it anyway.
+            Log.UnregisterFailed(_logger, GatewayId, exception);
+        }
+
+        if (_observerReference is not null)
+        {
+            _grainFactory.DeleteObjectReference<IGatewayObserver>(_observerReference);
+            _observerReference = null;
+        }
+    }
+
+    /// <summary>Sends a link negotiation message to another gateway through the directory.</summary>
+    public Task<LinkDelivery> SendLinkMessageAsync(string toGatewayId, LinkMessageKind kind, ImmutableArray<byte> payload) =>
+        _grainFactory.GetGatewayDirectory().RelayLinkMessage(new LinkMessage(GatewayId, toGatewayId, kind, payload));
+
+    /// <summary>Stops the agent.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync(CancellationToken.None).ConfigureAwait(false);
+        _stopping?.Dispose();
+    }
+
+    private Task RegisterAsync()
+    {
+        var registration = new GatewayRegistration(
+            GatewayId, _instanceId, _identity.LinkEndpoint, _identity.Credential, LoadProvider?.Invoke() ?? 0,
+            _observerReference ?? throw new InvalidOperationException("The agent is not started."));
+        return _grainFactory.GetGatewayDirectory().Register(registration);
+    }
+
+    private async Task RunAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(_options.GatewayHeartbeatPeriod, _timeProvider);
+        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+        {
+            try
+            {
+                var known = await _grainFactory.GetGatewayDirectory()
+                    .Heartbeat(new GatewayHeartbeat(GatewayId, _instanceId, LoadProvider?.Invoke() ?? 0))
+                    .ConfigureAwait(false);
+                if (!known)
+                {
+                    Log.Reregistering(_logger, GatewayId);
+                    await RegisterAsync().ConfigureAwait(false);
+                }
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException)
+            {
+                Log.HeartbeatFailed(_logger, GatewayId, exception);
+            }
+
+            await Rooms.RefreshAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private sealed class Observer(GatewayAgent agent) : IGatewayObserver
+    {
+        public Task OnRoomEvent(RoomEvent roomEvent)
+        {
+            agent.RoomEventReceived?.Invoke(roomEvent);
+            return agent.Rooms.ApplyAsync(roomEvent);
+        }
+
+        public Task OnRestoreRequested(RestoreInvitation invitation) => agent.Rooms.RestoreAsync(invitation);
+
+        public Task OnLinkMessage(LinkMessage message)
+        {
+            agent.LinkMessageReceived?.Invoke(message);
+            return Task.CompletedTask;
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1000, Level = LogLevel.Information, Message = "Gateway {GatewayId} is unknown to the directory; registering again")]
+        public static partial void Reregistering(ILogger logger, string gatewayId);
+
+        [LoggerMessage(EventId = 1001, Level = LogLevel.Warning, Message = "Gateway {GatewayId}: heartbeat failed")]
+        public static partial void HeartbeatFailed(ILogger logger, string gatewayId, Exception exception);
+
+        [LoggerMessage(EventId = 1002, Level = LogLevel.Warning, Message = "Gateway {GatewayId}: unregistering failed")]
+        public static partial void UnregisterFailed(ILogger logger, string gatewayId, Exception exception);
+    }
+}

@@ -1,0 +1,301 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Wzp.Grains.Routing;
+
+/// <summary>
+/// The gateway side of room membership: one <see cref="RoomRouting"/> per room with local members, kept current
+/// from pushed <see cref="RoomEvent"/>s, with a snapshot fetched whenever an event is missing, so a dropped push
+/// never leaves a stale table. When a room re-activated (new incarnation) the table first restores this
+/// gateway's members into it, keeping their slots, then adopts the room's new state.
+/// </summary>
+/// <remarks>
+/// Thread-safe. Work on one room is serialized by a per-room gate; <see cref="Changed"/> is raised under that
+/// gate, so handlers see a room's changes in order and must be quick (swap a snapshot, queue work).
+/// </remarks>
+public sealed partial class RoomRoutingTable
+{
+    // Keeping a few retired incarnations lets late events from a dead activation be ignored instead of
+    // mistaken for yet another re-activation.
+    private const int RetiredIncarnationsKept = 4;
+
+    private readonly IGrainFactory _grainFactory;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<string, Entry> _rooms = new(StringComparer.Ordinal);
+
+    /// <summary>Creates the table of gateway <paramref name="gatewayId"/>.</summary>
+    public RoomRoutingTable(IGrainFactory grainFactory, string gatewayId, ILogger<RoomRoutingTable>? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(grainFactory);
+        if (!RoomLimits.IsValidGatewayId(gatewayId))
+        {
+            throw new ArgumentException("The gateway id must be 1 to 128 characters with no control characters.", nameof(gatewayId));
+        }
+
+        _grainFactory = grainFactory;
+        GatewayId = gatewayId;
+        _logger = logger ?? NullLogger<RoomRoutingTable>.Instance;
+    }
+
+    /// <summary>The gateway this table belongs to.</summary>
+    public string GatewayId { get; }
+
+    /// <summary>Raised after a room's picture changed (under the room's gate: keep handlers short).</summary>
+    public event Action<RoomRoutingChange>? Changed;
+
+    /// <summary>Rooms currently tracked (those with members on this gateway).</summary>
+    public ICollection<string> Rooms => _rooms.Keys;
+
+    /// <summary>The current picture of <paramref name="room"/>, or null when it is not tracked.</summary>
+    public RoomRouting? Get(string room) => _rooms.TryGetValue(room, out var entry) ? entry.Current : null;
+
+    /// <summary>Joins a member hosted by this gateway and starts tracking the room.</summary>
+    public async Task<JoinResult> JoinAsync(string room, Fingerprint fingerprint, string alias)
+    {
+        var result = await Room(room).Join(new JoinRequest(fingerprint, alias, GatewayId)).ConfigureAwait(false);
+        if (result.Status == JoinStatus.Joined && result.Snapshot is { } snapshot)
+        {
+            while (true)
+            {
+                var entry = _rooms.GetOrAdd(room, static _ => new Entry());
+                await entry.Gate.WaitAsync().ConfigureAwait(false);
+                try
+                {
+                    if (entry.Removed)
+                    {
+                        continue;
+                    }
+
+                    await ReconcileAsync(entry, room, snapshot).ConfigureAwait(false);
+                    break;
+                }
+                finally
+                {
+                    entry.Gate.Release();
+                }
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>Removes a member hosted by this gateway; the room's push then updates the table.</summary>
+    public Task<bool> LeaveAsync(string room, ushort slot) => Room(room).Leave(new LeaveRequest(slot, GatewayId));
+
+    /// <summary>Tells the room that every member of this gateway finished the rekey to <paramref name="epoch"/>.</summary>
+    public Task ReportRekeyCompleteAsync(string room, long epoch) =>
+        Room(room).ReportRekeyComplete(new RekeyReport(GatewayId, epoch));
+
+    /// <summary>Applies a pushed event: in order it is applied, after a gap a snapshot is fetched.</summary>
+    public async Task ApplyAsync(RoomEvent roomEvent)
+    {
+        ArgumentNullException.ThrowIfNull(roomEvent);
+        if (!_rooms.TryGetValue(roomEvent.Room, out var entry))
+        {
+            return;
+        }
+
+        await entry.Gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (entry.Removed || entry.Current is not { } current || entry.Retired.Contains(roomEvent.Incarnation))
+            {
+                return;
+            }
+
+            if (roomEvent.Incarnation == current.Incarnation && roomEvent.Version <= current.Version)
+            {
+                return;
+            }
+
+            if (roomEvent.Incarnation == current.Incarnation && roomEvent.Version == current.Version + 1)
+            {
+                Publish(entry, roomEvent.Room, current.Apply(roomEvent));
+                return;
+            }
+
+            Log.GapDetected(_logger, roomEvent.Room, current.Version, roomEvent.Version);
+            var snapshot = await Room(roomEvent.Room).GetSnapshot().ConfigureAwait(false);
+            await ReconcileAsync(entry, roomEvent.Room, snapshot).ConfigureAwait(false);
+        }
+        finally
+        {
+            entry.Gate.Release();
+        }
+    }
+
+    /// <summary>A room re-activated and invites this gateway to restore its members there.</summary>
+    public async Task RestoreAsync(RestoreInvitation invitation)
+    {
+        ArgumentNullException.ThrowIfNull(invitation);
+        if (!_rooms.TryGetValue(invitation.Room, out var entry))
+        {
+            return;
+        }
+
+        await entry.Gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (entry.Removed || entry.Current is not { } current
+                || invitation.Incarnation == current.Incarnation || entry.Retired.Contains(invitation.Incarnation))
+            {
+                return;
+            }
+
+            var snapshot = await Room(invitation.Room).GetSnapshot().ConfigureAwait(false);
+            await ReconcileAsync(entry, invitation.Room, snapshot).ConfigureAwait(false);
+        }
+        finally
+        {
+            entry.Gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Polls the stamp of every tracked room and resynchronizes those that moved on without telling (lost
+    /// pushes) or re-activated. Polling is also what re-activates a room whose silo died when nothing else calls it.
+    /// </summary>
+    public async Task RefreshAsync(CancellationToken cancellationToken = default)
+    {
+        foreach (var (room, entry) in _rooms)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            await entry.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                if (entry.Removed || entry.Current is not { } current)
+                {
+                    continue;
+                }
+
+                var stamp = await Room(room).GetStamp().ConfigureAwait(false);
+                var moved = stamp.Incarnation == current.Incarnation
+                    ? stamp.Version > current.Version
+                    : !entry.Retired.Contains(stamp.Incarnation);
+                if (moved)
+                {
+                    var snapshot = await Room(room).GetSnapshot().ConfigureAwait(false);
+                    await ReconcileAsync(entry, room, snapshot).ConfigureAwait(false);
+                }
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException)
+            {
+                // One unreachable room (its silo is being declared dead) must not stop the others.
+                Log.RefreshFailed(_logger, room, exception);
+            }
+            finally
+            {
+                entry.Gate.Release();
+            }
+        }
+    }
+
+    private IRoomGrain Room(string room) => _grainFactory.GetGrain<IRoomGrain>(room);
+
+    // Runs under the entry's gate. Brings the entry to `fresh`, restoring this gateway's members first when
+    // `fresh` comes from a newer activation that lost them.
+    private async Task ReconcileAsync(Entry entry, string room, RoomSnapshot fresh)
+    {
+        var current = entry.Current;
+        if (current is null)
+        {
+            Publish(entry, room, RoomRouting.FromSnapshot(fresh));
+            return;
+        }
+
+        if (fresh.Incarnation == current.Incarnation)
+        {
+            if (fresh.Version > current.Version)
+            {
+                Publish(entry, room, RoomRouting.FromSnapshot(fresh));
+            }
+
+            return;
+        }
+
+        if (entry.Retired.Contains(fresh.Incarnation))
+        {
+            return;
+        }
+
+        var local = current.MembersOf(GatewayId);
+        var adopted = fresh;
+        if (!local.IsEmpty)
+        {
+            var result = await Room(room)
+                .RestoreMembers(new RestoreRequest(GatewayId, local, current.Version, current.Epoch))
+                .ConfigureAwait(false);
+            Log.Restored(_logger, room, local.Length, result.Rejected.Length);
+            adopted = result.Snapshot;
+        }
+
+        entry.Retire(current.Incarnation);
+        Publish(entry, room, RoomRouting.FromSnapshot(adopted));
+    }
+
+    private void Publish(Entry entry, string room, RoomRouting next)
+    {
+        var previous = entry.Current;
+        var tracked = !next.MembersOf(GatewayId).IsEmpty;
+        entry.Current = tracked ? next : null;
+        if (!tracked)
+        {
+            // No local member left: nothing here needs the room any more. A later join starts a new entry.
+            entry.Removed = true;
+            _rooms.TryRemove(KeyValuePair.Create(room, entry));
+        }
+
+        try
+        {
+            Changed?.Invoke(new RoomRoutingChange(room, previous, entry.Current));
+        }
+        catch (Exception exception)
+        {
+            Log.HandlerFailed(_logger, room, exception);
+        }
+    }
+
+    private sealed class Entry
+    {
+        private readonly Queue<Guid> _retiredOrder = new();
+
+        public SemaphoreSlim Gate { get; } = new(1, 1);
+
+        public RoomRouting? Current { get; set; }
+
+        public bool Removed { get; set; }
+
+        public HashSet<Guid> Retired { get; } = [];
+
+        public void Retire(Guid incarnation)
+        {
+            if (!Retired.Add(incarnation))
+            {
+                return;
+            }
+
+            _retiredOrder.Enqueue(incarnation);
+            if (_retiredOrder.Count > RetiredIncarnationsKept)
+            {
+                Retired.Remove(_retiredOrder.Dequeue());
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1100, Level = LogLevel.Debug, Message = "Room {Room}: gap after version {Known}, got {Received}; fetching a snapshot")]
+        public static partial void GapDetected(ILogger logger, string room, long known, long received);
+
+        [LoggerMessage(EventId = 1101, Level = LogLevel.Information, Message = "Room {Room} re-activated: restored {Count} local members, {Rejected} rejected")]
+        public static partial void Restored(ILogger logger, string room, int count, int rejected);
+
+        [LoggerMessage(EventId = 1102, Level = LogLevel.Warning, Message = "Room {Room}: polling its stamp failed")]
+        public static partial void RefreshFailed(ILogger logger, string room, Exception exception);
+
+        [LoggerMessage(EventId = 1103, Level = LogLevel.Error, Message = "Room {Room}: a routing change handler threw")]
+        public static partial void HandlerFailed(ILogger logger, string room, Exception exception);
+    }
+}
