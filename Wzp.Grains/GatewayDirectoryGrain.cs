@@ -1,0 +1,224 @@
+using System.Collections.Immutable;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Wzp.Grains;
+
+/// <summary>
+/// The live gateways. Each registration is kept while its gateway heartbeats; a silent one expires and every
+/// room that hosts its members is told to evict them. State is in memory: after a re-activation gateways
+/// re-register on their next heartbeat (it answers false), and rooms re-attach through their periodic check.
+/// </summary>
+public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrain
+{
+    private readonly ControlPlaneOptions _options;
+    private readonly TimeProvider _timeProvider;
+    private readonly ILogger<GatewayDirectoryGrain> _logger;
+    private readonly Dictionary<string, Entry> _gateways = new(StringComparer.Ordinal);
+    private long _activatedAt;
+
+    /// <summary>Created by Orleans.</summary>
+    public GatewayDirectoryGrain(IOptions<ControlPlaneOptions> options, TimeProvider timeProvider, ILogger<GatewayDirectoryGrain> logger)
+    {
+        _options = options.Value;
+        _timeProvider = timeProvider;
+        _logger = logger;
+    }
+
+    /// <inheritdoc/>
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        _activatedAt = _timeProvider.GetTimestamp();
+        // A quarter of the expiry bounds how late an expiry is noticed; KeepAlive because the registrations
+        // exist only in this activation's memory.
+        var period = _options.GatewayExpiry / 4;
+        this.RegisterGrainTimer(ExpireSilentGateways, new GrainTimerCreationOptions { DueTime = period, Period = period, KeepAlive = true });
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public Task Register(GatewayRegistration registration)
+    {
+        ArgumentNullException.ThrowIfNull(registration);
+        if (!RoomLimits.IsValidGatewayId(registration.GatewayId))
+        {
+            throw new ArgumentException("The gateway id must be 1 to 128 characters with no control characters.", nameof(registration));
+        }
+
+        var now = _timeProvider.GetUtcNow();
+        if (_gateways.TryGetValue(registration.GatewayId, out var entry))
+        {
+            if (entry.Registration.InstanceId != registration.InstanceId)
+            {
+                // The same gateway id from a new process: the old process and its sessions are gone.
+                Log.GatewayRestarted(_logger, registration.GatewayId);
+                EvictFromRooms(registration.GatewayId, entry);
+                entry = new Entry(registration, now);
+                _gateways[registration.GatewayId] = entry;
+            }
+            else
+            {
+                entry.Registration = registration;
+            }
+        }
+        else
+        {
+            entry = new Entry(registration, now);
+            _gateways.Add(registration.GatewayId, entry);
+            Log.GatewayRegistered(_logger, registration.GatewayId, registration.LinkEndpoint);
+        }
+
+        entry.LastSeen = now;
+        entry.LastSeenTimestamp = _timeProvider.GetTimestamp();
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public Task<bool> Heartbeat(GatewayHeartbeat heartbeat)
+    {
+        ArgumentNullException.ThrowIfNull(heartbeat);
+        if (!_gateways.TryGetValue(heartbeat.GatewayId, out var entry) || entry.Registration.InstanceId != heartbeat.InstanceId)
+        {
+            return Task.FromResult(false);
+        }
+
+        entry.Registration = entry.Registration with { Load = heartbeat.Load };
+        entry.LastSeen = _timeProvider.GetUtcNow();
+        entry.LastSeenTimestamp = _timeProvider.GetTimestamp();
+        return Task.FromResult(true);
+    }
+
+    /// <inheritdoc/>
+    public Task Unregister(string gatewayId)
+    {
+        if (_gateways.Remove(gatewayId, out var entry))
+        {
+            Log.GatewayUnregistered(_logger, gatewayId);
+            EvictFromRooms(gatewayId, entry);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public Task<ImmutableArray<GatewayInfo>> List() =>
+        Task.FromResult(_gateways.Values.Select(entry => entry.ToInfo()).ToImmutableArray());
+
+    /// <inheritdoc/>
+    public Task<GatewayRegistration?> AttachRoom(string gatewayId, string room)
+    {
+        if (!_gateways.TryGetValue(gatewayId, out var entry))
+        {
+            return Task.FromResult<GatewayRegistration?>(null);
+        }
+
+        entry.Rooms.Add(room);
+        return Task.FromResult<GatewayRegistration?>(entry.Registration);
+    }
+
+    /// <inheritdoc/>
+    public Task DetachRoom(string gatewayId, string room)
+    {
+        if (_gateways.TryGetValue(gatewayId, out var entry))
+        {
+            entry.Rooms.Remove(room);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public Task<GatewayCheckResult> CheckGateways(string room, ImmutableArray<string> gatewayIds)
+    {
+        // Right after a re-activation this directory has forgotten everyone; a live gateway re-registers within
+        // one expiry period, so only after that is an unknown id really gone.
+        var warm = _timeProvider.GetElapsedTime(_activatedAt) >= _options.GatewayExpiry;
+        var gone = ImmutableArray.CreateBuilder<string>();
+        var live = ImmutableArray.CreateBuilder<GatewayRegistration>();
+        foreach (var gatewayId in gatewayIds)
+        {
+            if (_gateways.TryGetValue(gatewayId, out var entry))
+            {
+                entry.Rooms.Add(room);
+                live.Add(entry.Registration);
+            }
+            else if (warm)
+            {
+                gone.Add(gatewayId);
+            }
+        }
+
+        return Task.FromResult(new GatewayCheckResult(gone.ToImmutable(), live.ToImmutable()));
+    }
+
+    /// <inheritdoc/>
+    public Task<LinkDelivery> RelayLinkMessage(LinkMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        if (!_gateways.ContainsKey(message.FromGatewayId))
+        {
+            return Task.FromResult(LinkDelivery.UnknownSender);
+        }
+
+        if (!_gateways.TryGetValue(message.ToGatewayId, out var target))
+        {
+            return Task.FromResult(LinkDelivery.UnknownTarget);
+        }
+
+        target.Registration.Observer.OnLinkMessage(message).Ignore();
+        return Task.FromResult(LinkDelivery.Sent);
+    }
+
+    private Task ExpireSilentGateways(CancellationToken cancellationToken)
+    {
+        var silent = _gateways
+            .Where(pair => _timeProvider.GetElapsedTime(pair.Value.LastSeenTimestamp) > _options.GatewayExpiry)
+            .ToList();
+        foreach (var (gatewayId, entry) in silent)
+        {
+            _gateways.Remove(gatewayId);
+            Log.GatewayExpired(_logger, gatewayId, entry.LastSeen);
+            EvictFromRooms(gatewayId, entry);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private void EvictFromRooms(string gatewayId, Entry entry)
+    {
+        foreach (var room in entry.Rooms)
+        {
+            GrainFactory.GetGrain<IRoomGrain>(room).EvictGateway(gatewayId).Ignore();
+        }
+    }
+
+    private sealed class Entry(GatewayRegistration registration, DateTimeOffset registeredAt)
+    {
+        public GatewayRegistration Registration { get; set; } = registration;
+
+        public DateTimeOffset RegisteredAt { get; } = registeredAt;
+
+        public DateTimeOffset LastSeen { get; set; } = registeredAt;
+
+        public long LastSeenTimestamp { get; set; }
+
+        public HashSet<string> Rooms { get; } = new(StringComparer.Ordinal);
+
+        public GatewayInfo ToInfo() => new(Registration, RegisteredAt, LastSeen);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "Gateway {GatewayId} registered (link endpoint {LinkEndpoint})")]
+        public static partial void GatewayRegistered(ILogger logger, string gatewayId, string linkEndpoint);
+
+        [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Gateway {GatewayId} unregistered")]
+        public static partial void GatewayUnregistered(ILogger logger, string gatewayId);
+
+        [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "Gateway {GatewayId} expired (last seen {LastSeen:O})")]
+        public static partial void GatewayExpired(ILogger logger, string gatewayId, DateTimeOffset lastSeen);
+
+        [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Gateway {GatewayId} registered from a new process; the old one's members are evicted")]
+        public static partial void GatewayRestarted(ILogger logger, string gatewayId);
+    }
+}

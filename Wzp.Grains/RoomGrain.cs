@@ -1,0 +1,500 @@
+using System.Collections.Immutable;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Wzp.Grains;
+
+/// <summary>
+/// A room: its members, its epoch and the rekey orchestration of its members' gateways. State lives in memory
+/// only; after a silo failure the gateways restore it (see <see cref="IRoomGrain.RestoreMembers"/>).
+/// </summary>
+/// <remarks>
+/// Not reentrant on purpose: every change runs alone, so slots, versions and epochs need no further locking.
+/// The grain never awaits a gateway (pushes are one-way) nor a call that could wait on it, so it cannot deadlock.
+/// </remarks>
+public sealed partial class RoomGrain : Grain, IRoomGrain
+{
+    private readonly ControlPlaneOptions _options;
+    private readonly TimeProvider _timeProvider;
+    private readonly ILogger<RoomGrain> _logger;
+    private readonly Dictionary<ushort, RoomMember> _members = [];
+    private readonly Dictionary<string, HostingGateway> _gateways = new(StringComparer.Ordinal);
+    private readonly Guid _incarnation = Guid.NewGuid();
+    private long _version;
+    private long _epoch;
+    private ushort _nextSlot = 1;
+    private RoomSnapshot? _snapshot;
+    private IGrainTimer? _epochTimer;
+    private IGrainTimer? _gatewayCheckTimer;
+    private IGrainTimer? _rekeyDeadlineTimer;
+
+    /// <summary>Created by Orleans.</summary>
+    public RoomGrain(IOptions<ControlPlaneOptions> options, TimeProvider timeProvider, ILogger<RoomGrain> logger)
+    {
+        _options = options.Value;
+        _timeProvider = timeProvider;
+        _logger = logger;
+    }
+
+    private string RoomName => this.GetPrimaryKeyString();
+
+    /// <inheritdoc/>
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        // Versions and epochs start from the clock (microsecond-ish units) rather than zero, so a room that
+        // re-activates after losing its state still counts upwards: a previous activation would have needed
+        // more than a thousand changes per millisecond of its life to get ahead, far beyond what one grain does.
+        _version = _epoch = _timeProvider.GetUtcNow().ToUnixTimeMilliseconds() * 1000;
+
+        // Maybe this room existed on a silo that died: invite every live gateway to restore its members. Done
+        // from a timer so that activation does not wait on the directory (whose silo may be the dead one).
+        this.RegisterGrainTimer(
+            InviteRestoreAsync,
+            new GrainTimerCreationOptions { DueTime = TimeSpan.Zero, Period = Timeout.InfiniteTimeSpan, KeepAlive = false });
+        Log.Activated(_logger, RoomName, _incarnation);
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public async Task<JoinResult> Join(JoinRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (!RoomLimits.IsValidRoomName(RoomName) || !RoomLimits.IsValidAlias(request.Alias)
+            || !RoomLimits.IsValidGatewayId(request.GatewayId))
+        {
+            return JoinResult.Refused(JoinStatus.Invalid);
+        }
+
+        if (_members.Count >= _options.MembersPerRoom)
+        {
+            Log.RoomFull(_logger, RoomName, _members.Count);
+            return JoinResult.Refused(JoinStatus.RoomFull);
+        }
+
+        var gateway = await AttachGatewayAsync(request.GatewayId);
+        if (gateway is null)
+        {
+            return JoinResult.Refused(JoinStatus.GatewayNotRegistered);
+        }
+
+        var member = new RoomMember(AllocateSlot(), request.Fingerprint, request.Alias, request.GatewayId);
+        _members.Add(member.Slot, member);
+        gateway.MemberCount++;
+        Advance(RoomChangeReason.Joined, [member], [], formerGateways: [], advanceEpoch: true);
+        Log.MemberJoined(_logger, RoomName, member.Slot, member.GatewayId, _epoch);
+        return new JoinResult(JoinStatus.Joined, member.Slot, _epoch, Snapshot());
+    }
+
+    /// <inheritdoc/>
+    public Task<bool> Leave(LeaveRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (!_members.TryGetValue(request.Slot, out var member)
+            || !string.Equals(member.GatewayId, request.GatewayId, StringComparison.Ordinal))
+        {
+            return Task.FromResult(false);
+        }
+
+        _members.Remove(member.Slot);
+        var former = ReleaseGatewayMember(member.GatewayId);
+        Advance(RoomChangeReason.Left, [], [member.Slot], former, advanceEpoch: true);
+        Log.MemberLeft(_logger, RoomName, member.Slot, member.GatewayId, _epoch);
+        return Task.FromResult(true);
+    }
+
+    /// <inheritdoc/>
+    public Task<RoomSnapshot> GetSnapshot() => Task.FromResult(Snapshot());
+
+    /// <inheritdoc/>
+    public Task<RoomStamp> GetStamp() => Task.FromResult(new RoomStamp(_incarnation, _version, _epoch));
+
+    /// <inheritdoc/>
+    public Task ReportRekeyComplete(RekeyReport report)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        if (_gateways.TryGetValue(report.GatewayId, out var gateway))
+        {
+            // A report covers every earlier epoch too: a gateway that coalesced several rekeys into one is done.
+            while (gateway.PendingRekeys.TryPeek(out var pending) && pending.Epoch <= report.Epoch)
+            {
+                gateway.PendingRekeys.Dequeue();
+            }
+
+            ArmRekeyDeadline();
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public async Task<RestoreResult> RestoreMembers(RestoreRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var slots = request.Members.Select(member => member.Slot).ToImmutableArray();
+        if (!RoomLimits.IsValidGatewayId(request.GatewayId))
+        {
+            return new RestoreResult(Snapshot(), slots);
+        }
+
+        var gateway = await AttachGatewayAsync(request.GatewayId);
+        if (gateway is null)
+        {
+            return new RestoreResult(Snapshot(), slots);
+        }
+
+        var restored = ImmutableArray.CreateBuilder<RoomMember>();
+        var rejected = ImmutableArray.CreateBuilder<ushort>();
+        foreach (var member in request.Members)
+        {
+            if (_members.TryGetValue(member.Slot, out var existing))
+            {
+                // Already there (a second restore, or the push and the poll raced): idempotent. Anyone else in
+                // that slot joined meanwhile and keeps it; the gateway must re-join or drop this member.
+                if (existing != member)
+                {
+                    rejected.Add(member.Slot);
+                }
+            }
+            else if (member.Slot == 0 || !string.Equals(member.GatewayId, request.GatewayId, StringComparison.Ordinal)
+                || !RoomLimits.IsValidAlias(member.Alias) || _members.Count >= _options.MembersPerRoom)
+            {
+                rejected.Add(member.Slot);
+            }
+            else
+            {
+                _members.Add(member.Slot, member);
+                gateway.MemberCount++;
+                restored.Add(member);
+            }
+        }
+
+        if (restored.Count > 0)
+        {
+            _version = Math.Max(_version, request.LastVersion);
+            _epoch = Math.Max(_epoch, request.LastEpoch);
+            Advance(RoomChangeReason.Restored, restored.ToImmutable(), [], formerGateways: [], advanceEpoch: false);
+        }
+        else if (gateway.MemberCount == 0)
+        {
+            ForgetGateway(request.GatewayId);
+            if (_members.Count == 0)
+            {
+                BecomeEmpty();
+            }
+        }
+
+        Log.MembersRestored(_logger, RoomName, request.GatewayId, restored.Count, rejected.Count);
+        return new RestoreResult(Snapshot(), rejected.ToImmutable());
+    }
+
+    /// <inheritdoc/>
+    public Task EvictGateway(string gatewayId)
+    {
+        Evict(gatewayId, RoomChangeReason.GatewayGone);
+        return Task.CompletedTask;
+    }
+
+    private RoomSnapshot Snapshot() =>
+        _snapshot ??= new RoomSnapshot(RoomName, _incarnation, _version, _epoch, [.. _members.Values.OrderBy(member => member.Slot)]);
+
+    private ushort AllocateSlot()
+    {
+        // Round-robin rather than lowest-free: a slot that was just released is not handed out again at once,
+        // so a late datagram from a departed member is not attributed to a newcomer.
+        for (var attempt = 0; attempt < RoomLimits.MaxMembers; attempt++)
+        {
+            var slot = _nextSlot;
+            _nextSlot = slot == ushort.MaxValue ? (ushort)1 : (ushort)(slot + 1);
+            if (!_members.ContainsKey(slot))
+            {
+                return slot;
+            }
+        }
+
+        throw new InvalidOperationException("No free slot although the room is below its limit.");
+    }
+
+    private async Task<HostingGateway?> AttachGatewayAsync(string gatewayId)
+    {
+        if (_gateways.TryGetValue(gatewayId, out var gateway))
+        {
+            return gateway;
+        }
+
+        var registration = await GrainFactory.GetGatewayDirectory().AttachRoom(gatewayId, RoomName);
+        if (registration is null)
+        {
+            Log.GatewayNotRegistered(_logger, RoomName, gatewayId);
+            return null;
+        }
+
+        gateway = new HostingGateway(registration.Observer);
+        _gateways.Add(gatewayId, gateway);
+        return gateway;
+    }
+
+    // Returns the gateway when this was its last member here, so the change is still pushed to it.
+    private ImmutableArray<HostingGateway> ReleaseGatewayMember(string gatewayId)
+    {
+        var gateway = _gateways[gatewayId];
+        gateway.MemberCount--;
+        if (gateway.MemberCount > 0)
+        {
+            return [];
+        }
+
+        ForgetGateway(gatewayId);
+        return [gateway];
+    }
+
+    private void ForgetGateway(string gatewayId)
+    {
+        if (_gateways.Remove(gatewayId))
+        {
+            GrainFactory.GetGatewayDirectory().DetachRoom(gatewayId, RoomName).Ignore();
+        }
+    }
+
+    private void Evict(string gatewayId, RoomChangeReason reason)
+    {
+        if (!_gateways.TryGetValue(gatewayId, out var gateway))
+        {
+            return;
+        }
+
+        var slots = _members.Values
+            .Where(member => string.Equals(member.GatewayId, gatewayId, StringComparison.Ordinal))
+            .Select(member => member.Slot)
+            .ToImmutableArray();
+        foreach (var slot in slots)
+        {
+            _members.Remove(slot);
+        }
+
+        ForgetGateway(gatewayId);
+        Log.GatewayEvicted(_logger, RoomName, gatewayId, slots.Length, reason);
+        Advance(reason, [], slots, [gateway], advanceEpoch: true);
+    }
+
+    // Records one change: bumps the version (and the epoch), pushes the event to every gateway that hosted
+    // members before or after it, and starts the rekey deadline of each gateway that hosts members now.
+    private void Advance(
+        RoomChangeReason reason,
+        ImmutableArray<RoomMember> joined,
+        ImmutableArray<ushort> left,
+        ImmutableArray<HostingGateway> formerGateways,
+        bool advanceEpoch)
+    {
+        _version++;
+        if (advanceEpoch)
+        {
+            _epoch++;
+        }
+
+        _snapshot = null;
+        var roomEvent = new RoomEvent(RoomName, _incarnation, _version, _epoch, reason, joined, left);
+        foreach (var gateway in _gateways.Values.Concat(formerGateways))
+        {
+            Push(gateway, roomEvent);
+        }
+
+        if (_members.Count == 0)
+        {
+            BecomeEmpty();
+            return;
+        }
+
+        if (advanceEpoch)
+        {
+            var now = _timeProvider.GetTimestamp();
+            foreach (var gateway in _gateways.Values)
+            {
+                gateway.PendingRekeys.Enqueue((_epoch, now));
+            }
+        }
+
+        EnsureTimers();
+        ArmRekeyDeadline();
+    }
+
+    private void Push(HostingGateway gateway, RoomEvent roomEvent)
+    {
+        try
+        {
+            // One-way: the room never waits on a gateway. A lost push is repaired by the version gap check.
+            gateway.Observer.OnRoomEvent(roomEvent).Ignore();
+        }
+        catch (Exception exception)
+        {
+            Log.PushFailed(_logger, RoomName, exception);
+        }
+    }
+
+    private void EnsureTimers()
+    {
+        // KeepAlive: a room with members must not be collected as idle, since its state lives only in memory.
+        _epochTimer ??= this.RegisterGrainTimer(
+            OnEpochTimerAsync,
+            new GrainTimerCreationOptions { DueTime = _options.EpochPeriod, Period = _options.EpochPeriod, KeepAlive = true });
+        _gatewayCheckTimer ??= this.RegisterGrainTimer(
+            CheckGatewaysAsync,
+            new GrainTimerCreationOptions
+            {
+                DueTime = _options.RoomGatewayCheckPeriod,
+                Period = _options.RoomGatewayCheckPeriod,
+                KeepAlive = true,
+            });
+        _rekeyDeadlineTimer ??= this.RegisterGrainTimer(
+            OnRekeyDeadlineAsync,
+            new GrainTimerCreationOptions { DueTime = Timeout.InfiniteTimeSpan, Period = Timeout.InfiniteTimeSpan, KeepAlive = true });
+    }
+
+    private void BecomeEmpty()
+    {
+        foreach (var gatewayId in _gateways.Keys.ToList())
+        {
+            ForgetGateway(gatewayId);
+        }
+
+        _epochTimer?.Dispose();
+        _gatewayCheckTimer?.Dispose();
+        _rekeyDeadlineTimer?.Dispose();
+        _epochTimer = _gatewayCheckTimer = _rekeyDeadlineTimer = null;
+        Log.RoomEmpty(_logger, RoomName);
+        this.DeactivateOnIdle();
+    }
+
+    private void ArmRekeyDeadline()
+    {
+        if (_rekeyDeadlineTimer is null)
+        {
+            return;
+        }
+
+        long? oldest = null;
+        foreach (var gateway in _gateways.Values)
+        {
+            if (gateway.PendingRekeys.TryPeek(out var pending) && (oldest is null || pending.IssuedAt < oldest))
+            {
+                oldest = pending.IssuedAt;
+            }
+        }
+
+        if (oldest is null)
+        {
+            _rekeyDeadlineTimer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            return;
+        }
+
+        var due = _options.RekeyTimeout - _timeProvider.GetElapsedTime(oldest.Value);
+        _rekeyDeadlineTimer.Change(due > TimeSpan.Zero ? due : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
+    }
+
+    private Task OnRekeyDeadlineAsync(CancellationToken cancellationToken)
+    {
+        var late = _gateways
+            .Where(pair => pair.Value.PendingRekeys.TryPeek(out var pending)
+                && _timeProvider.GetElapsedTime(pending.IssuedAt) >= _options.RekeyTimeout)
+            .Select(pair => pair.Key)
+            .ToList();
+        foreach (var gatewayId in late)
+        {
+            Evict(gatewayId, RoomChangeReason.RekeyTimeout);
+        }
+
+        ArmRekeyDeadline();
+        return Task.CompletedTask;
+    }
+
+    private Task OnEpochTimerAsync(CancellationToken cancellationToken)
+    {
+        if (_members.Count > 0)
+        {
+            Advance(RoomChangeReason.PeriodicRekey, [], [], formerGateways: [], advanceEpoch: true);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private async Task CheckGatewaysAsync(CancellationToken cancellationToken)
+    {
+        if (_gateways.Count == 0)
+        {
+            return;
+        }
+
+        var result = await GrainFactory.GetGatewayDirectory().CheckGateways(RoomName, [.. _gateways.Keys]);
+        foreach (var registration in result.Live)
+        {
+            if (_gateways.TryGetValue(registration.GatewayId, out var gateway))
+            {
+                gateway.Observer = registration.Observer;
+            }
+        }
+
+        foreach (var gatewayId in result.Gone)
+        {
+            Evict(gatewayId, RoomChangeReason.GatewayGone);
+        }
+    }
+
+    private async Task InviteRestoreAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var gateways = await GrainFactory.GetGatewayDirectory().List();
+            var invitation = new RestoreInvitation(RoomName, _incarnation);
+            foreach (var gateway in gateways)
+            {
+                gateway.Registration.Observer.OnRestoreRequested(invitation).Ignore();
+            }
+        }
+        catch (Exception exception)
+        {
+            // Gateways also poll their rooms' stamps, so they restore without the invitation, only later.
+            Log.InviteFailed(_logger, RoomName, exception);
+        }
+    }
+
+    private sealed class HostingGateway(IGatewayObserver observer)
+    {
+        public IGatewayObserver Observer { get; set; } = observer;
+
+        public int MemberCount { get; set; }
+
+        public Queue<(long Epoch, long IssuedAt)> PendingRekeys { get; } = new();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 2000, Level = LogLevel.Debug, Message = "Room {Room} activated as incarnation {Incarnation}")]
+        public static partial void Activated(ILogger logger, string room, Guid incarnation);
+
+        [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "Room {Room}: slot {Slot} joined through gateway {GatewayId}, epoch {Epoch}")]
+        public static partial void MemberJoined(ILogger logger, string room, ushort slot, string gatewayId, long epoch);
+
+        [LoggerMessage(EventId = 2002, Level = LogLevel.Debug, Message = "Room {Room}: slot {Slot} of gateway {GatewayId} left, epoch {Epoch}")]
+        public static partial void MemberLeft(ILogger logger, string room, ushort slot, string gatewayId, long epoch);
+
+        [LoggerMessage(EventId = 2003, Level = LogLevel.Information, Message = "Room {Room} is full ({Count} members): join refused")]
+        public static partial void RoomFull(ILogger logger, string room, int count);
+
+        [LoggerMessage(EventId = 2004, Level = LogLevel.Information, Message = "Room {Room}: gateway {GatewayId} is not registered: request refused")]
+        public static partial void GatewayNotRegistered(ILogger logger, string room, string gatewayId);
+
+        [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "Room {Room}: evicted {Count} members of gateway {GatewayId} ({Reason})")]
+        public static partial void GatewayEvicted(ILogger logger, string room, string gatewayId, int count, RoomChangeReason reason);
+
+        [LoggerMessage(EventId = 2006, Level = LogLevel.Information, Message = "Room {Room}: gateway {GatewayId} restored {Restored} members, {Rejected} rejected")]
+        public static partial void MembersRestored(ILogger logger, string room, string gatewayId, int restored, int rejected);
+
+        [LoggerMessage(EventId = 2007, Level = LogLevel.Debug, Message = "Room {Room} is empty and deactivates")]
+        public static partial void RoomEmpty(ILogger logger, string room);
+
+        [LoggerMessage(EventId = 2008, Level = LogLevel.Warning, Message = "Room {Room}: a push to a gateway failed")]
+        public static partial void PushFailed(ILogger logger, string room, Exception exception);
+
+        [LoggerMessage(EventId = 2009, Level = LogLevel.Warning, Message = "Room {Room}: inviting gateways to restore failed")]
+        public static partial void InviteFailed(ILogger logger, string room, Exception exception);
+    }
+}
