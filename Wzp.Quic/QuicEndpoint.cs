@@ -1,0 +1,644 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Text;
+using Wzp.Quic.Native;
+
+namespace Wzp.Quic;
+
+/// <summary>
+/// One UDP socket and the native endpoint behind it: the receive loop, the timer and event
+/// delivery. Shared by <see cref="QuicListener"/> (many connections) and client connections (one).
+/// </summary>
+/// <remarks>
+/// Locking: <see cref="_lock"/> guards every native call (the shim is not thread-safe) and the
+/// sends of the packets those calls produce. <see cref="_dispatchLock"/> serialises event
+/// delivery so a connection sees its stream bytes in order even when the receive loop and the
+/// timer both drain events; it is never taken while holding <see cref="_lock"/>.
+/// </remarks>
+internal sealed class QuicEndpoint : IAsyncDisposable
+{
+    private const int MaxPacket = 2048;
+    private const int AddressCapacity = 128;
+    private const int ReceiveBatch = 64;
+
+    private static readonly double NanosPerTick = 1e9 / Stopwatch.Frequency;
+
+    private readonly Socket _socket;
+    private readonly EndpointHandle _handle;
+    private readonly object _lock = new();
+    private readonly object _dispatchLock = new();
+    private readonly Dictionary<ulong, QuicConnection> _connections = [];
+    private readonly Func<ulong, QuicConnection?>? _acceptConnection;
+    private readonly Timer _timer;
+    private readonly byte[] _sendBuffer = GC.AllocateUninitializedArray<byte>(MaxPacket, pinned: true);
+    private readonly byte[] _sendAddress = GC.AllocateUninitializedArray<byte>(AddressCapacity, pinned: true);
+    private readonly SocketAddress _sendSocketAddress;
+    private readonly byte[] _eventBuffer = GC.AllocateUninitializedArray<byte>(64 * 1024, pinned: true);
+    private ulong _scheduledExpiry = ulong.MaxValue;
+    private Task _receiveLoop = Task.CompletedTask;
+    private bool _disposed;
+
+    private QuicEndpoint(Socket socket, EndpointHandle handle, Func<ulong, QuicConnection?>? acceptConnection)
+    {
+        _socket = socket;
+        _handle = handle;
+        _acceptConnection = acceptConnection;
+        _sendSocketAddress = new SocketAddress(socket.AddressFamily);
+        _timer = new Timer(static state => ((QuicEndpoint)state!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
+    }
+
+    public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
+
+    public static ulong Now() => (ulong)(Stopwatch.GetTimestamp() * NanosPerTick);
+
+    /// <summary>Binds a socket and creates the native endpoint; the receive loop starts with <see cref="Start"/>.</summary>
+    public unsafe static QuicEndpoint Create(
+        QuicEndpointOptions options,
+        IPEndPoint bindTo,
+        bool isServer,
+        Func<ulong, QuicConnection?>? acceptConnection,
+        string? certificatePath = null,
+        string? privateKeyPath = null,
+        string? serverName = null,
+        string? trustedCertificatesPath = null,
+        TimeSpan keepAlive = default,
+        int maxConnections = 0,
+        int maxConnectionsPerAddress = 0,
+        bool requireRetry = false)
+    {
+        var socket = new Socket(bindTo.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        var strings = new List<nint>();
+        try
+        {
+            socket.ReceiveBufferSize = options.SocketBufferSize;
+            socket.SendBufferSize = options.SocketBufferSize;
+            socket.Bind(bindTo);
+
+            nint Utf8(string? s)
+            {
+                if (s is null)
+                {
+                    return 0;
+                }
+
+                nint p = Marshal.StringToCoTaskMemUTF8(s);
+                strings.Add(p);
+                return p;
+            }
+
+            var config = new NativeMethods.Config
+            {
+                IsServer = isServer ? 1UL : 0UL,
+                Alpn = Utf8(options.Alpn),
+                CertFile = Utf8(certificatePath),
+                KeyFile = Utf8(privateKeyPath),
+                CaFile = Utf8(trustedCertificatesPath),
+                ServerName = Utf8(serverName),
+                IdleTimeoutNs = ToNanos(options.IdleTimeout),
+                HandshakeTimeoutNs = ToNanos(options.HandshakeTimeout),
+                KeepAliveNs = ToNanos(keepAlive),
+                MaxDatagramFrameSize = (ulong)options.MaxDatagramFrameSize,
+                MaxConnections = (ulong)maxConnections,
+                MaxConnectionsPerAddress = (ulong)maxConnectionsPerAddress,
+                RequireRetry = requireRetry ? 1UL : 0UL,
+                StreamWindow = (ulong)options.StreamReceiveWindow,
+                MaxStreamSendBuffer = (ulong)options.StreamSendBufferLimit,
+            };
+
+            SocketAddress local = socket.LocalEndPoint!.Serialize();
+            Span<byte> localBytes = stackalloc byte[local.Size];
+            local.Buffer.Span[..local.Size].CopyTo(localBytes);
+            byte* err = stackalloc byte[256];
+            err[0] = 0;
+            int rv;
+            nint native;
+            fixed (byte* lp = localBytes)
+            {
+                rv = NativeMethods.wzp_endpoint_new(&config, lp, (uint)localBytes.Length, out native, err, 256);
+            }
+
+            if (rv != 0)
+            {
+                throw new InvalidOperationException("QUIC endpoint: " + Marshal.PtrToStringUTF8((nint)err));
+            }
+
+            return new QuicEndpoint(socket, new EndpointHandle(native), acceptConnection);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        finally
+        {
+            foreach (nint p in strings)
+            {
+                Marshal.FreeCoTaskMem(p);
+            }
+        }
+    }
+
+    public void Start() => _receiveLoop = Task.Run(ReceiveLoopAsync);
+
+    /// <summary>Starts a client connection; the caller registers the connection object under the id.</summary>
+    public unsafe ulong Connect(IPEndPoint remote, Func<ulong, QuicConnection> create)
+    {
+        SocketAddress sa = remote.Serialize();
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            ulong now = Now();
+            int rv;
+            ulong id;
+            fixed (byte* p = sa.Buffer.Span)
+            {
+                rv = NativeMethods.wzp_endpoint_connect(_handle, p, (uint)sa.Size, now, out id);
+            }
+
+            if (rv != 0)
+            {
+                throw new InvalidOperationException($"QUIC connect failed ({rv})");
+            }
+
+            _connections[id] = create(id);
+            FlushLocked(now);
+            return id;
+        }
+    }
+
+    public unsafe QuicListenerStatistics GetStatistics()
+    {
+        NativeMethods.EndpointStats s;
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return default;
+            }
+
+            NativeMethods.wzp_endpoint_get_stats(_handle, &s);
+        }
+
+        return new QuicListenerStatistics(
+            (long)s.Connections,
+            (long)s.PacketsReceived,
+            (long)s.PacketsSent,
+            (long)s.PacketsDropped,
+            (long)s.ConnectionsRefused,
+            (long)s.StatelessResetsSent,
+            (long)s.RetriesSent,
+            (long)s.VersionNegotiationsSent);
+    }
+
+    // ---------------------------------------------------------------- per-connection operations
+
+    /// <returns>1 sent, 0 dropped, negative: the connection is gone or not ready.</returns>
+    public unsafe int SendDatagram(ulong id, ReadOnlySpan<byte> datagram)
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return NativeMethods.ErrNoConn;
+            }
+
+            ulong now = Now();
+            int rv;
+            fixed (byte* p = datagram)
+            {
+                rv = NativeMethods.wzp_conn_send_datagram(_handle, id, p, (uint)datagram.Length, now);
+            }
+
+            FlushLocked(now);
+            return rv;
+        }
+    }
+
+    /// <returns>Number of datagrams sent (not dropped), or a negative error.</returns>
+    public unsafe int SendDatagrams(ulong id, ReadOnlySpan<byte> payloads, ReadOnlySpan<int> lengths)
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return NativeMethods.ErrNoConn;
+            }
+
+            ulong now = Now();
+            int total = 0;
+            int offset = 0;
+            int index = 0;
+            fixed (byte* data = payloads)
+            fixed (int* lens = lengths)
+            {
+                while (index < lengths.Length)
+                {
+                    int processed = NativeMethods.wzp_conn_send_datagrams(
+                        _handle, id, data + offset, (uint*)(lens + index), (uint)(lengths.Length - index), out uint sent, now);
+                    if (processed < 0)
+                    {
+                        return total > 0 ? total : processed;
+                    }
+
+                    total += (int)sent;
+                    for (int i = 0; i < processed; i++)
+                    {
+                        offset += lengths[index + i];
+                    }
+
+                    index += processed;
+                    FlushLocked(now);
+                }
+            }
+
+            return total;
+        }
+    }
+
+    /// <returns>Bytes accepted into the send buffer, or a negative error.</returns>
+    public unsafe long StreamWrite(ulong id, ReadOnlySpan<byte> data, bool fin, Action? beforeUnlockIfShort)
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return NativeMethods.ErrNoConn;
+            }
+
+            ulong now = Now();
+            long rv;
+            fixed (byte* p = data)
+            {
+                rv = NativeMethods.wzp_conn_stream_write(_handle, id, p, (uint)data.Length, fin ? 1 : 0, now);
+            }
+
+            if (rv >= 0 && rv < data.Length)
+            {
+                // Registered under the lock: the "writable" event cannot slip in before the waiter exists.
+                beforeUnlockIfShort?.Invoke();
+            }
+
+            FlushLocked(now);
+            return rv;
+        }
+    }
+
+    public void StreamConsumed(ulong id, int bytes)
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            NativeMethods.wzp_conn_stream_consumed(_handle, id, (ulong)bytes);
+            FlushLocked(Now());
+        }
+    }
+
+    public unsafe void Close(ulong id, ulong errorCode, string reason)
+    {
+        byte[] reasonBytes = Encoding.UTF8.GetBytes(reason);
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            ulong now = Now();
+            fixed (byte* p = reasonBytes)
+            {
+                NativeMethods.wzp_conn_close(_handle, id, errorCode, p, (uint)reasonBytes.Length, now);
+            }
+
+            FlushLocked(now);
+        }
+
+        DrainEvents();
+    }
+
+    public unsafe bool TryGetStatistics(ulong id, out NativeMethods.ConnStats stats)
+    {
+        lock (_lock)
+        {
+            stats = default;
+            if (_disposed)
+            {
+                return false;
+            }
+
+            fixed (NativeMethods.ConnStats* p = &stats)
+            {
+                return NativeMethods.wzp_conn_get_stats(_handle, id, p) == 0;
+            }
+        }
+    }
+
+    public unsafe IPEndPoint? GetRemoteEndPoint(ulong id)
+    {
+        byte* buf = stackalloc byte[AddressCapacity];
+        uint len;
+        lock (_lock)
+        {
+            if (_disposed || NativeMethods.wzp_conn_get_remote(_handle, id, buf, AddressCapacity, out len) != 0)
+            {
+                return null;
+            }
+        }
+
+        var sa = new SocketAddress(_socket.AddressFamily, (int)len);
+        new ReadOnlySpan<byte>(buf, (int)len).CopyTo(sa.Buffer.Span);
+        return (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(sa);
+    }
+
+    public int GetMaxDatagramPayload(ulong id)
+    {
+        lock (_lock)
+        {
+            return _disposed ? 0 : (int)NativeMethods.wzp_conn_max_datagram_payload(_handle, id);
+        }
+    }
+
+    // ---------------------------------------------------------------- loop, timer, events
+
+    private async Task ReceiveLoopAsync()
+    {
+        byte[] buffer = GC.AllocateUninitializedArray<byte>(64 * 1024, pinned: true);
+        var from = new SocketAddress(_socket.AddressFamily);
+        while (true)
+        {
+            int received;
+            try
+            {
+                received = await _socket.ReceiveFromAsync(buffer, SocketFlags.None, from).ConfigureAwait(false);
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException) when (!Volatile.Read(ref _disposed))
+            {
+                // ICMP errors surface as socket errors on some kernels; UDP carries on.
+                continue;
+            }
+            catch (SocketException)
+            {
+                return;
+            }
+
+            lock (_lock)
+            {
+                if (_disposed)
+                {
+                    return;
+                }
+
+                ulong now = Now();
+                FeedLocked(buffer, received, from, now);
+
+                // Drain what is already queued in the kernel before flushing, so ACKs and replies
+                // for a burst go out together.
+                for (int i = 0; i < ReceiveBatch && _socket.Available > 0; i++)
+                {
+                    try
+                    {
+                        received = _socket.ReceiveFrom(buffer, SocketFlags.None, from);
+                    }
+                    catch (SocketException)
+                    {
+                        break;
+                    }
+
+                    FeedLocked(buffer, received, from, now);
+                }
+
+                FlushLocked(now);
+            }
+
+            DrainEvents();
+        }
+    }
+
+    private unsafe void FeedLocked(byte[] buffer, int length, SocketAddress from, ulong now)
+    {
+        fixed (byte* p = buffer)
+        fixed (byte* a = from.Buffer.Span)
+        {
+            NativeMethods.wzp_endpoint_recv(_handle, a, (uint)from.Size, p, (uint)length, now);
+        }
+    }
+
+    private void OnTimer()
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _scheduledExpiry = ulong.MaxValue;
+            ulong now = Now();
+            NativeMethods.wzp_endpoint_handle_timers(_handle, now);
+            FlushLocked(now);
+        }
+
+        DrainEvents();
+    }
+
+    /// <summary>Sends every packet the native side has ready, then re-arms the timer.</summary>
+    private unsafe void FlushLocked(ulong now)
+    {
+        fixed (byte* buf = _sendBuffer)
+        fixed (byte* addr = _sendAddress)
+        {
+            while (true)
+            {
+                int len = NativeMethods.wzp_endpoint_pop_packet(_handle, buf, MaxPacket, addr, AddressCapacity, out uint addrLen, now);
+                if (len <= 0)
+                {
+                    break;
+                }
+
+                _sendSocketAddress.Size = (int)addrLen;
+                new ReadOnlySpan<byte>(addr, (int)addrLen).CopyTo(_sendSocketAddress.Buffer.Span);
+                try
+                {
+                    _socket.SendTo(new ReadOnlySpan<byte>(buf, len), SocketFlags.None, _sendSocketAddress);
+                }
+                catch (SocketException)
+                {
+                    // A full socket buffer or an ICMP error: to QUIC this is packet loss, which it
+                    // recovers from (or, for a datagram, which the application tolerates).
+                }
+            }
+        }
+
+        ulong next = NativeMethods.wzp_endpoint_next_expiry(_handle);
+        if (next != _scheduledExpiry)
+        {
+            _scheduledExpiry = next;
+            if (next == ulong.MaxValue)
+            {
+                _timer.Change(Timeout.Infinite, Timeout.Infinite);
+            }
+            else
+            {
+                ulong dueNs = next > now ? next - now : 0;
+                long dueMs = (long)Math.Min((dueNs + 999_999) / 1_000_000, int.MaxValue - 1);
+                _timer.Change(dueMs, Timeout.Infinite);
+            }
+        }
+    }
+
+    /// <summary>Delivers queued native events to their connections, in order.</summary>
+    public unsafe void DrainEvents()
+    {
+        lock (_dispatchLock)
+        {
+            while (true)
+            {
+                NativeMethods.Event ev;
+                QuicConnection? connection;
+                lock (_lock)
+                {
+                    if (_disposed)
+                    {
+                        return;
+                    }
+
+                    fixed (byte* buf = _eventBuffer)
+                    {
+                        if (NativeMethods.wzp_endpoint_poll_event(_handle, &ev, buf, (uint)_eventBuffer.Length) == 0)
+                        {
+                            return;
+                        }
+                    }
+
+                    _connections.TryGetValue(ev.ConnId, out connection);
+                    if (ev.Type == NativeMethods.EvClosed)
+                    {
+                        _connections.Remove(ev.ConnId);
+                    }
+                }
+
+                var data = new ReadOnlySpan<byte>(_eventBuffer, 0, (int)Math.Min(ev.DataLen, (uint)_eventBuffer.Length));
+                if (connection is null)
+                {
+                    if (ev.Type != NativeMethods.EvConnected || _acceptConnection is null)
+                    {
+                        continue;
+                    }
+
+                    connection = _acceptConnection(ev.ConnId);
+                    if (connection is null)
+                    {
+                        continue;
+                    }
+
+                    lock (_lock)
+                    {
+                        _connections[ev.ConnId] = connection;
+                    }
+                }
+
+                Dispatch(connection, ev, data);
+            }
+        }
+    }
+
+    private static void Dispatch(QuicConnection connection, in NativeMethods.Event ev, ReadOnlySpan<byte> data)
+    {
+        switch (ev.Type)
+        {
+            case NativeMethods.EvConnected:
+                connection.OnConnected(Encoding.ASCII.GetString(data));
+                break;
+            case NativeMethods.EvDatagram:
+                connection.OnDatagram(data);
+                break;
+            case NativeMethods.EvStreamData:
+                connection.OnStreamData(data);
+                break;
+            case NativeMethods.EvStreamFin:
+                connection.OnStreamFin(reset: ev.Flags != 0, ev.Code);
+                break;
+            case NativeMethods.EvStreamWritable:
+                connection.OnWritable();
+                break;
+            case NativeMethods.EvClosed:
+                connection.OnClosed(ToCloseInfo(ev, data));
+                break;
+            default:
+                break;
+        }
+    }
+
+    private static QuicCloseInfo ToCloseInfo(in NativeMethods.Event ev, ReadOnlySpan<byte> reason) => new(
+        IsLocal: (ev.Flags & NativeMethods.CloseRemote) == 0 && (ev.Flags & (NativeMethods.CloseIdle | NativeMethods.CloseHandshakeTimeout)) == 0,
+        IsApplicationError: (ev.Flags & NativeMethods.CloseApplication) != 0,
+        ErrorCode: ev.Code,
+        Reason: Encoding.UTF8.GetString(reason),
+        IsIdleTimeout: (ev.Flags & NativeMethods.CloseIdle) != 0,
+        IsHandshakeTimeout: (ev.Flags & NativeMethods.CloseHandshakeTimeout) != 0,
+        IsStatelessReset: (ev.Flags & NativeMethods.CloseStatelessReset) != 0);
+
+    public async ValueTask DisposeAsync()
+    {
+        List<QuicConnection> open;
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            // Say goodbye to every peer before the socket goes, so they do not wait for an idle timeout.
+            CloseAllLocked();
+            _disposed = true;
+            open = [.. _connections.Values];
+            _connections.Clear();
+        }
+
+        await _timer.DisposeAsync().ConfigureAwait(false);
+        _socket.Dispose();
+        try
+        {
+            await _receiveLoop.ConfigureAwait(false);
+        }
+        catch (Exception) when (_receiveLoop.IsFaulted)
+        {
+            // The loop only ends by disposal; a fault here has nothing left to clean up.
+        }
+
+        lock (_dispatchLock)
+        {
+            lock (_lock)
+            {
+                _handle.Dispose();
+            }
+        }
+
+        foreach (QuicConnection c in open)
+        {
+            c.OnClosed(QuicCloseInfo.Aborted("endpoint disposed"));
+        }
+    }
+
+    private unsafe void CloseAllLocked()
+    {
+        ulong now = Now();
+        foreach (ulong id in _connections.Keys)
+        {
+            NativeMethods.wzp_conn_close(_handle, id, 0, null, 0, now);
+        }
+
+        FlushLocked(now);
+    }
+
+    private static ulong ToNanos(TimeSpan t) => t <= TimeSpan.Zero ? 0 : (ulong)t.Ticks * 100;
+}

@@ -1,0 +1,166 @@
+using System.Net;
+
+namespace Wzp.Quic;
+
+/// <summary>Settings shared by both ends of a QUIC connection.</summary>
+public abstract class QuicEndpointOptions
+{
+    /// <summary>The ALPN protocol offered (client) or required (server). Defaults to <c>wzp/1</c>
+    /// (PROTOCOL.md §3); tests use <c>h3</c> to talk to Debian's ngtcp2 example programs.</summary>
+    public string Alpn { get; set; } = QuicDefaults.Alpn;
+
+    /// <summary>Idle timeout announced in the transport parameters; the connection closes silently
+    /// when nothing is received for this long. Defaults to 30 s (PROTOCOL.md §3).</summary>
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Time allowed for the handshake. Defaults to 10 s.</summary>
+    public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The <c>max_datagram_frame_size</c> transport parameter: the largest DATAGRAM frame
+    /// (payload plus 3 bytes of framing) this side accepts. Defaults to 1200 (PROTOCOL.md §3).
+    /// Must be at least 1200 and at most 1400.</summary>
+    public int MaxDatagramFrameSize { get; set; } = 1200;
+
+    /// <summary>Receive window of the control stream in bytes. Defaults to 256 KiB, which bounds
+    /// what a peer can make us buffer when the application does not read.</summary>
+    public int StreamReceiveWindow { get; set; } = 256 * 1024;
+
+    /// <summary>Most control-stream bytes kept until the peer acknowledges them; writes wait for
+    /// acknowledgements beyond this. Defaults to 1 MiB.</summary>
+    public int StreamSendBufferLimit { get; set; } = 1024 * 1024;
+
+    /// <summary>Datagrams held for a connection whose application has not read them (when no
+    /// datagram handler is set); the oldest is dropped and counted beyond this. Defaults to 1024.</summary>
+    public int DatagramReceiveQueueCapacity { get; set; } = 1024;
+
+    /// <summary>UDP socket send and receive buffer sizes in bytes. Defaults to 4 MiB (the kernel
+    /// may cap it at net.core.rmem_max/wmem_max).</summary>
+    public int SocketBufferSize { get; set; } = 4 * 1024 * 1024;
+
+    internal virtual void Validate()
+    {
+        if (string.IsNullOrEmpty(Alpn) || System.Text.Encoding.UTF8.GetByteCount(Alpn) > 255)
+        {
+            throw new ArgumentException("Alpn must be 1 to 255 bytes.", nameof(Alpn));
+        }
+
+        RequirePositive(IdleTimeout, nameof(IdleTimeout));
+        RequirePositive(HandshakeTimeout, nameof(HandshakeTimeout));
+        if (MaxDatagramFrameSize is < 1200 or > 1400)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxDatagramFrameSize), "must be 1200 to 1400");
+        }
+
+        if (StreamReceiveWindow < 65_536 + 4)
+        {
+            throw new ArgumentOutOfRangeException(nameof(StreamReceiveWindow), "must hold one control frame (65540 bytes)");
+        }
+
+        if (StreamSendBufferLimit < 1024)
+        {
+            throw new ArgumentOutOfRangeException(nameof(StreamSendBufferLimit));
+        }
+
+        if (DatagramReceiveQueueCapacity < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(DatagramReceiveQueueCapacity));
+        }
+    }
+
+    private protected static void RequirePositive(TimeSpan value, string name)
+    {
+        if (value <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(name, "must be positive");
+        }
+    }
+}
+
+/// <summary>Settings of a <see cref="QuicListener"/> (the gateway side).</summary>
+public sealed class QuicListenerOptions : QuicEndpointOptions
+{
+    /// <summary>Local address to bind; port 0 picks a free port (see <see cref="QuicListener.LocalEndPoint"/>).
+    /// Defaults to 127.0.0.1:4433 (the all-in-one mode of DESIGN.md).</summary>
+    public IPEndPoint EndPoint { get; set; } = new(IPAddress.Loopback, 4433);
+
+    /// <summary>PEM file of the TLS certificate. Required.</summary>
+    public string CertificatePath { get; set; } = "";
+
+    /// <summary>PEM file of the certificate's private key (PKCS#8). Required.</summary>
+    public string PrivateKeyPath { get; set; } = "";
+
+    /// <summary>When the two files do not exist, generate a self-signed certificate there on start
+    /// (the gateway is authenticated by the Wzp handshake, not by TLS). Defaults to true.</summary>
+    public bool GenerateSelfSignedCertificate { get; set; } = true;
+
+    /// <summary>Connections held at most; further Initial packets are refused with
+    /// CONNECTION_REFUSED. Defaults to 10,000.</summary>
+    public int MaxConnections { get; set; } = 10_000;
+
+    /// <summary>Connections held at most per source IP address. Defaults to 256 (many clients may
+    /// share one NAT address).</summary>
+    public int MaxConnectionsPerAddress { get; set; } = 256;
+
+    /// <summary>Validate client addresses with a Retry round trip before keeping any state. Costs one
+    /// round trip per handshake; worth it under spoofed-source floods. Defaults to false.</summary>
+    public bool RequireAddressValidation { get; set; }
+
+    /// <summary>Accepted connections waiting for <see cref="QuicListener.AcceptAsync"/> at most;
+    /// beyond it new connections are closed at once. Defaults to 1024.</summary>
+    public int AcceptQueueCapacity { get; set; } = 1024;
+
+    internal override void Validate()
+    {
+        base.Validate();
+        ArgumentNullException.ThrowIfNull(EndPoint);
+        if (string.IsNullOrEmpty(CertificatePath) || string.IsNullOrEmpty(PrivateKeyPath))
+        {
+            throw new ArgumentException("CertificatePath and PrivateKeyPath are required.");
+        }
+
+        if (MaxConnections < 1 || MaxConnectionsPerAddress < 1 || AcceptQueueCapacity < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxConnections), "limits must be positive");
+        }
+    }
+}
+
+/// <summary>Settings of <see cref="QuicClient.ConnectAsync(IPEndPoint, QuicClientOptions, CancellationToken)"/>.</summary>
+public sealed class QuicClientOptions : QuicEndpointOptions
+{
+    /// <summary>TLS server name (SNI). Defaults to the host name given to ConnectAsync, or
+    /// <c>localhost</c> when connecting to an address.</summary>
+    public string? ServerName { get; set; }
+
+    /// <summary>PEM file of trusted certificates. When null (the default) the server certificate is
+    /// neither checked nor trusted: Wzp authenticates the gateway in its own handshake (PROTOCOL.md §5).
+    /// When set, the chain and <see cref="ServerName"/> are verified.</summary>
+    public string? TrustedCertificatesPath { get; set; }
+
+    /// <summary>Send a PING when nothing was sent for this long, so NAT bindings and the idle timer
+    /// stay alive. Defaults to 10 s; <see cref="TimeSpan.Zero"/> turns it off.</summary>
+    public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    internal override void Validate()
+    {
+        base.Validate();
+        if (KeepAliveInterval < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(KeepAliveInterval));
+        }
+    }
+}
+
+/// <summary>Protocol constants.</summary>
+public static class QuicDefaults
+{
+    /// <summary>ALPN of the Wzp protocol (PROTOCOL.md §3).</summary>
+    public const string Alpn = "wzp/1";
+
+    /// <summary>Transport error code a peer sees when no ALPN matched: CRYPTO_ERROR (0x100) plus
+    /// the TLS alert no_application_protocol (120).</summary>
+    public const ulong NoApplicationProtocolError = 0x100 + 120;
+
+    /// <summary>Transport error CONNECTION_REFUSED, sent when the server is at a connection limit.</summary>
+    public const ulong ConnectionRefusedError = 0x2;
+}
