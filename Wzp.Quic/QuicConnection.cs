@@ -267,6 +267,18 @@ public sealed class QuicConnection : IAsyncDisposable
         }
     }
 
+    /// <summary>Drops a client connection's socket without a word to the peer, as a crashed or
+    /// unplugged client would. For tests of the peer's idle handling.</summary>
+    internal async ValueTask VanishAsync()
+    {
+        if (!_ownsEndpoint || Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _endpoint.DisposeAsync(sayGoodbye: false).ConfigureAwait(false);
+    }
+
     /// <inheritdoc />
     public override string ToString() => $"QUIC {(IsServer ? "server" : "client")} connection #{_id} {RemoteEndPoint}";
 

@@ -587,7 +587,10 @@ internal sealed class QuicEndpoint : IAsyncDisposable
         IsHandshakeTimeout: (ev.Flags & NativeMethods.CloseHandshakeTimeout) != 0,
         IsStatelessReset: (ev.Flags & NativeMethods.CloseStatelessReset) != 0);
 
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync() => DisposeAsync(sayGoodbye: true);
+
+    /// <param name="sayGoodbye">False only in tests that simulate a peer that vanished.</param>
+    internal async ValueTask DisposeAsync(bool sayGoodbye)
     {
         List<QuicConnection> open;
         lock (_lock)
@@ -598,7 +601,11 @@ internal sealed class QuicEndpoint : IAsyncDisposable
             }
 
             // Say goodbye to every peer before the socket goes, so they do not wait for an idle timeout.
-            CloseAllLocked();
+            if (sayGoodbye)
+            {
+                CloseAllLocked();
+            }
+
             _disposed = true;
             open = [.. _connections.Values];
             _connections.Clear();

@@ -1,0 +1,309 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Wzp.Quic.Tests;
+
+[Collection(QuicSocketCollection.Name)]
+public sealed class QuicServerTests(CertificateFixture certs, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task HundredConcurrentConnections_DatagramsAreRoutedToTheirOwnConnection()
+    {
+        const int Count = 100;
+        await using QuicListener listener = QuicListener.Start(certs.ListenerOptions());
+
+        // Server: each connection must only ever see its own client's index; it echoes it back.
+        var owners = new ConditionalWeakTable<QuicConnection, StrongBox<int>>();
+        int misrouted = 0;
+        using var acceptCts = new CancellationTokenSource();
+        var serverConnections = new List<QuicConnection>();
+        Task acceptLoop = Task.Run(async () =>
+        {
+            while (!acceptCts.IsCancellationRequested)
+            {
+                QuicConnection s;
+                try
+                {
+                    s = await listener.AcceptAsync(acceptCts.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                lock (serverConnections)
+                {
+                    serverConnections.Add(s);
+                }
+
+                s.SetDatagramHandler((connection, datagram) =>
+                {
+                    int index = BinaryPrimitives.ReadInt32LittleEndian(datagram);
+                    StrongBox<int> owner = owners.GetValue(connection, _ => new StrongBox<int>(index));
+                    if (owner.Value != index)
+                    {
+                        Interlocked.Increment(ref misrouted);
+                    }
+
+                    connection.SendDatagram(datagram);
+                });
+            }
+        });
+
+        QuicConnection[] clients = await Task.WhenAll(Enumerable.Range(0, Count).Select(
+            _ => QuicClient.ConnectAsync(listener.LocalEndPoint, new QuicClientOptions()).WaitAsync(TestUtil.Timeout)));
+        try
+        {
+            await Task.WhenAll(clients.Select(async (client, index) =>
+            {
+                for (int round = 0; round < 5; round++)
+                {
+                    byte[] payload = new byte[64];
+                    BinaryPrimitives.WriteInt32LittleEndian(payload, index);
+                    BinaryPrimitives.WriteInt32LittleEndian(payload.AsSpan(4), round);
+                    byte[] echo = await TestUtil.SendUntilReceivedAsync(client, client, payload);
+                    Assert.Equal(payload, echo);
+                }
+            }));
+
+            Assert.Equal(0, Volatile.Read(ref misrouted));
+            lock (serverConnections)
+            {
+                Assert.Equal(Count, serverConnections.Count);
+            }
+
+            Assert.Equal(Count, listener.GetStatistics().Connections);
+        }
+        finally
+        {
+            await acceptCts.CancelAsync();
+            await acceptLoop;
+            foreach (QuicConnection c in clients)
+            {
+                await c.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task HundredThousandJunkPackets_NeitherCrashNorDisturbAnEstablishedConnection()
+    {
+        await using QuicListener listener = QuicListener.Start(certs.ListenerOptions());
+        var (client, server) = await TestUtil.ConnectPairAsync(listener);
+        await using (client)
+        await using (server)
+        {
+            byte[] initial = await CaptureClientInitialAsync();
+            using var junk = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            var random = new Random(1234);
+            byte[] packet = new byte[1500];
+            for (int i = 0; i < 100_000; i++)
+            {
+                int length;
+                switch (i % 4)
+                {
+                    case 0:
+                        // Pure noise of any length.
+                        length = random.Next(1, 1500);
+                        random.NextBytes(packet.AsSpan(0, length));
+                        break;
+                    case 1:
+                        // A real client Initial with a few bytes flipped (header, CIDs, token, payload).
+                        length = initial.Length;
+                        initial.CopyTo(packet, 0);
+                        for (int f = random.Next(1, 4); f > 0; f--)
+                        {
+                            packet[random.Next(length)] ^= (byte)random.Next(1, 256);
+                        }
+
+                        break;
+                    case 2:
+                        // Long header, QUIC v1, random CIDs and body: passes the first header checks.
+                        length = random.Next(20, 1400);
+                        random.NextBytes(packet.AsSpan(0, length));
+                        packet[0] = (byte)(0xc0 | (packet[0] & 0x3f));
+                        BinaryPrimitives.WriteUInt32BigEndian(packet.AsSpan(1), 1);
+                        packet[5] = (byte)random.Next(0, 21);
+                        break;
+                    default:
+                        // Short header with an unknown 16-byte CID: stateless-reset territory.
+                        length = random.Next(1, 1400);
+                        random.NextBytes(packet.AsSpan(0, length));
+                        packet[0] = (byte)(0x40 | (packet[0] & 0x3f));
+                        break;
+                }
+
+                junk.SendTo(packet.AsSpan(0, length), SocketFlags.None, listener.LocalEndPoint);
+            }
+
+            // Wait until the listener has worked through the junk (its counters stop moving).
+            long last = -1;
+            await TestUtil.WaitUntilAsync(
+                () =>
+                {
+                    long now = listener.GetStatistics().PacketsReceived;
+                    bool settled = now == last;
+                    last = now;
+                    return settled;
+                },
+                "the junk to be processed",
+                TimeSpan.FromSeconds(60));
+
+            QuicListenerStatistics stats = listener.GetStatistics();
+            output.WriteLine($"after junk: {stats}");
+            Assert.Equal(1L, stats.Connections);
+
+            // The established connection still works both ways, datagrams and stream.
+            byte[] payload = [9, 8, 7];
+            Assert.Equal(payload, await TestUtil.SendUntilReceivedAsync(client, server, payload));
+            Assert.Equal(payload, await TestUtil.SendUntilReceivedAsync(server, client, payload));
+            await TestUtil.WriteFrameAsync(client, payload);
+            Assert.Equal(payload, await TestUtil.ReadFrameAsync(server));
+            Assert.False(client.IsClosed);
+            Assert.False(server.IsClosed);
+
+            // And new clients are still served.
+            var (client2, server2) = await TestUtil.ConnectPairAsync(listener);
+            await client2.DisposeAsync();
+            await server2.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task VanishedPeer_IsClosedAfterIdleTimeout()
+    {
+        await using QuicListener listener = QuicListener.Start(certs.ListenerOptions(o => o.IdleTimeout = TimeSpan.FromSeconds(2)));
+        var (client, server) = await TestUtil.ConnectPairAsync(listener);
+        await using (server)
+        {
+            await client.VanishAsync();
+            QuicCloseInfo info = await server.Closed.WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.True(info.IsIdleTimeout);
+            await TestUtil.WaitUntilAsync(() => listener.GetStatistics().Connections == 0, "the connection to be freed");
+        }
+    }
+
+    [Fact]
+    public async Task ReconnectingPeer_GetsAFreshConnection()
+    {
+        await using QuicListener listener = QuicListener.Start(certs.ListenerOptions());
+        var (client1, server1) = await TestUtil.ConnectPairAsync(listener);
+        await client1.VanishAsync();
+
+        var (client2, server2) = await TestUtil.ConnectPairAsync(listener);
+        await using (client2)
+        await using (server2)
+        await using (server1)
+        {
+            Assert.NotSame(server1, server2);
+            Assert.NotEqual(server1.RemoteEndPoint, server2.RemoteEndPoint);
+            byte[] payload = [42];
+            Assert.Equal(payload, await TestUtil.SendUntilReceivedAsync(client2, server2, payload));
+            Assert.Equal(payload, await TestUtil.SendUntilReceivedAsync(server2, client2, payload));
+        }
+    }
+
+    [Fact]
+    public async Task AddressValidation_WithRetry_StillCompletesHandshake()
+    {
+        await using QuicListener listener = QuicListener.Start(certs.ListenerOptions(o => o.RequireAddressValidation = true));
+        var (client, server) = await TestUtil.ConnectPairAsync(listener);
+        await using (client)
+        await using (server)
+        {
+            Assert.Equal(1L, listener.GetStatistics().RetriesSent);
+            byte[] payload = [5];
+            Assert.Equal(payload, await TestUtil.SendUntilReceivedAsync(client, server, payload));
+        }
+    }
+
+    [Fact]
+    public async Task ConnectionLimitPerAddress_RefusesCleanly()
+    {
+        await using QuicListener listener = QuicListener.Start(certs.ListenerOptions(o => o.MaxConnectionsPerAddress = 1));
+        var (client, server) = await TestUtil.ConnectPairAsync(listener);
+        await using (client)
+        await using (server)
+        {
+            QuicException e = await Assert.ThrowsAsync<QuicException>(
+                () => QuicClient.ConnectAsync(listener.LocalEndPoint, new QuicClientOptions()).WaitAsync(TestUtil.Timeout));
+            Assert.Equal(QuicDefaults.ConnectionRefusedError, e.CloseInfo.ErrorCode);
+            Assert.Equal(1L, listener.GetStatistics().ConnectionsRefused);
+        }
+    }
+
+    [Fact]
+    public async Task OpeningAndClosingThousandConnections_DoesNotLeakMemory()
+    {
+        await using QuicListener listener = QuicListener.Start(certs.ListenerOptions());
+        using var acceptCts = new CancellationTokenSource();
+        Task acceptLoop = Task.Run(async () =>
+        {
+            try
+            {
+                while (true)
+                {
+                    QuicConnection s = await listener.AcceptAsync(acceptCts.Token);
+                    _ = s.Closed.ContinueWith(_ => s.DisposeAsync(), TaskScheduler.Default);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        });
+
+        async Task CycleAsync(int count)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                QuicConnection c = await QuicClient.ConnectAsync(listener.LocalEndPoint, new QuicClientOptions()).WaitAsync(TestUtil.Timeout);
+                c.SendDatagram([1, 2, 3]);
+                await c.CloseAsync(0, "done");
+                await c.DisposeAsync();
+            }
+
+            await TestUtil.WaitUntilAsync(() => listener.GetStatistics().Connections == 0, "server connections to drain", TimeSpan.FromSeconds(30));
+        }
+
+        await CycleAsync(100); // warm up pools, JIT and allocator arenas
+        long before = SettledMemory();
+        await CycleAsync(1000);
+        long after = SettledMemory();
+
+        await acceptCts.CancelAsync();
+        await acceptLoop;
+        long growth = after - before;
+        output.WriteLine($"working set before {before / 1024} KiB, after {after / 1024} KiB, growth {growth / 1024} KiB");
+        Assert.True(growth < 30L * 1024 * 1024, $"process memory grew by {growth / 1024} KiB over 1,000 connections");
+    }
+
+    /// <summary>Resident memory after a full GC: native leaks (ngtcp2, GnuTLS, the shim) show up here.</summary>
+    private static long SettledMemory()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        using Process p = Process.GetCurrentProcess();
+        p.Refresh();
+        return p.WorkingSet64;
+    }
+
+    /// <summary>Gets the bytes of a genuine client Initial by pointing a client at a plain UDP socket.</summary>
+    private static async Task<byte[]> CaptureClientInitialAsync()
+    {
+        using var sink = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        sink.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        using var cts = new CancellationTokenSource();
+        Task<QuicConnection> connect = QuicClient.ConnectAsync((IPEndPoint)sink.LocalEndPoint!, new QuicClientOptions(), cts.Token);
+        byte[] buffer = new byte[2048];
+        int n = await sink.ReceiveAsync(buffer).WaitAsync(TestUtil.Timeout);
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => connect);
+        return buffer[..n];
+    }
+}
