@@ -56,21 +56,15 @@ public static class ControlCodec
         _ => throw new ArgumentException($"Cannot send a {message.GetType().Name}.", nameof(message)),
     };
 
-    /// <summary>
-    /// A whole frame: the length then the body, with <c>"type"</c> as the body's first member so that
-    /// peers with strict readers accept it.
-    /// </summary>
+    /// <summary>A whole frame: the u32 length, then the JSON body.</summary>
+    /// <exception cref="ArgumentException">The body would exceed <see cref="MaxFrameLength"/>.</exception>
     public static byte[] Encode(ControlMessage message)
     {
         var body = SerializeBody(message);
-        // The record's own members follow; insert "type" first: {"type":"x",...}.
-        var typeMember = System.Text.Encoding.UTF8.GetBytes($"{{\"type\":{JsonSerializer.Serialize(message.Type)}{(body.Length > 2 ? "," : "")}");
-        var length = typeMember.Length + body.Length - 1;
-        if (length > MaxFrameLength) throw new ArgumentException($"Message over {MaxFrameLength} bytes.", nameof(message));
-        var frame = new byte[LengthPrefixSize + length];
-        BinaryPrimitives.WriteUInt32BigEndian(frame, (uint)length);
-        typeMember.CopyTo(frame, LengthPrefixSize);
-        body.AsSpan(1).CopyTo(frame.AsSpan(LengthPrefixSize + typeMember.Length));
+        if (body.Length > MaxFrameLength) throw new ArgumentException($"Message over {MaxFrameLength} bytes.", nameof(message));
+        var frame = new byte[LengthPrefixSize + body.Length];
+        BinaryPrimitives.WriteUInt32BigEndian(frame, (uint)body.Length);
+        body.CopyTo(frame, LengthPrefixSize);
         return frame;
     }
 

@@ -8,8 +8,11 @@ namespace Wzp.Protocol;
 /// </summary>
 public abstract record ControlMessage
 {
-    [JsonIgnore]
-    public abstract string Type { get; }
+    protected ControlMessage(string type) => Type = type;
+
+    /// <summary>The <c>type</c> member; written first so that strict peers can dispatch on it.</summary>
+    [JsonPropertyOrder(-1)]
+    public string Type { get; }
 }
 
 /// <summary>Client to gateway: opens the handshake (§5.1).</summary>
@@ -21,82 +24,43 @@ public sealed record Hello(
     string Room,
     string Alias,
     string Token,
-    byte[] Signature) : ControlMessage
-{
-    public override string Type => "hello";
-}
+    byte[] Signature) : ControlMessage("hello");
 
 /// <summary>Gateway to client: the gateway's credential, ephemeral key and transcript signature (§5.2).</summary>
-public sealed record Welcome(GatewayCredential Credential, byte[] EphemeralKey, byte[] Nonce, byte[] Signature) : ControlMessage
-{
-    public override string Type => "welcome";
-}
+public sealed record Welcome(GatewayCredential Credential, byte[] EphemeralKey, byte[] Nonce, byte[] Signature) : ControlMessage("welcome");
 
 /// <summary>Client to gateway: proves the client derived the same keys (§5.4).</summary>
-public sealed record Confirm(byte[] Mac) : ControlMessage
-{
-    public override string Type => "confirm";
-}
+public sealed record Confirm(byte[] Mac) : ControlMessage("confirm");
 
 /// <summary>One member as clients see it. The fingerprint is 16 bytes (base64 on the wire).</summary>
 public sealed record MemberInfo(int Slot, byte[] Fingerprint, string Alias);
 
 /// <summary>Gateway to client: admitted to the room (§5.5).</summary>
-public sealed record Joined(string Room, int Slot, uint Epoch, IReadOnlyList<MemberInfo> Members) : ControlMessage
-{
-    public override string Type => "joined";
-}
+public sealed record Joined(string Room, int Slot, uint Epoch, IReadOnlyList<MemberInfo> Members) : ControlMessage("joined");
 
 /// <summary>Gateway to client: members that joined and slots that left.</summary>
-public sealed record RoomUpdate(IReadOnlyList<MemberInfo> Joined, IReadOnlyList<int> Left) : ControlMessage
-{
-    public override string Type => "roomUpdate";
-}
+public sealed record RoomUpdate(IReadOnlyList<MemberInfo> Joined, IReadOnlyList<int> Left) : ControlMessage("roomUpdate");
 
 /// <summary>Gateway to client: starts a rekey to <see cref="Epoch"/> (§7.1).</summary>
-public sealed record Rekey(uint Epoch, byte[] EphemeralKey, byte[] Signature) : ControlMessage
-{
-    public override string Type => "rekey";
-}
+public sealed record Rekey(uint Epoch, byte[] EphemeralKey, byte[] Signature) : ControlMessage("rekey");
 
 /// <summary>Client to gateway: the client's half of the rekey (§7.2).</summary>
-public sealed record RekeyAck(uint Epoch, byte[] EphemeralKey, byte[] Mac) : ControlMessage
-{
-    public override string Type => "rekeyAck";
-}
+public sealed record RekeyAck(uint Epoch, byte[] EphemeralKey, byte[] Mac) : ControlMessage("rekeyAck");
 
 /// <summary>Gateway to client: the gateway now sends under <see cref="Epoch"/>; the client may too (§7.4).</summary>
-public sealed record RekeyDone(uint Epoch) : ControlMessage
-{
-    public override string Type => "rekeyDone";
-}
+public sealed record RekeyDone(uint Epoch) : ControlMessage("rekeyDone");
 
-public sealed record Leave : ControlMessage
-{
-    public override string Type => "leave";
-}
+public sealed record Leave() : ControlMessage("leave");
 
-public sealed record Ping : ControlMessage
-{
-    public override string Type => "ping";
-}
+public sealed record Ping() : ControlMessage("ping");
 
-public sealed record Pong : ControlMessage
-{
-    public override string Type => "pong";
-}
+public sealed record Pong() : ControlMessage("pong");
 
 /// <summary>Gateway to client, sent before closing. <see cref="Code"/> is one of <see cref="ErrorCodes"/>.</summary>
-public sealed record Error(string Code, string Message) : ControlMessage
-{
-    public override string Type => "error";
-}
+public sealed record Error(string Code, string Message) : ControlMessage("error");
 
 /// <summary>A message whose type this version does not know; ignored after the handshake (§3).</summary>
-public sealed record UnknownMessage(string TypeName) : ControlMessage
-{
-    public override string Type => TypeName;
-}
+public sealed record UnknownMessage(string TypeName) : ControlMessage(TypeName);
 
 /// <summary>The stable kebab-case codes of <see cref="Error"/>.</summary>
 public static class ErrorCodes
