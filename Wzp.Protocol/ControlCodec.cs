@@ -138,8 +138,9 @@ public static class ControlCodec
                 throw new ControlFrameException(ControlFrameError.BadJson, "control frame is not a single JSON object");
             return type ?? throw new ControlFrameException(ControlFrameError.MissingType, "control frame has no string member 'type'");
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: a string that is not valid UTF-8.
             throw new ControlFrameException(ControlFrameError.BadJson, "control frame is not valid JSON", e);
         }
     }

@@ -230,9 +230,9 @@ internal sealed partial class LinkJson : System.Text.Json.Serialization.JsonSeri
         {
             return JsonSerializer.Deserialize(bytes, info);
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
-            return null;
+            return null; // not JSON, or a string that is not valid UTF-8
         }
     }
 }
