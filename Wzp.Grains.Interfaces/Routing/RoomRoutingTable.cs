@@ -55,34 +55,67 @@ public sealed partial class RoomRoutingTable
     public async Task<JoinResult> JoinAsync(string room, Fingerprint fingerprint, string alias)
     {
         var result = await Room(room).Join(new JoinRequest(fingerprint, alias, GatewayId)).ConfigureAwait(false);
-        if (result.Status == JoinStatus.Joined && result.Snapshot is { } snapshot)
+        if (result.Status != JoinStatus.Joined || result.Snapshot is not { } snapshot)
         {
-            while (true)
-            {
-                var entry = _rooms.GetOrAdd(room, static _ => new Entry());
-                await entry.Gate.WaitAsync().ConfigureAwait(false);
-                try
-                {
-                    if (entry.Removed)
-                    {
-                        continue;
-                    }
+            return result;
+        }
 
-                    await ReconcileAsync(entry, room, snapshot).ConfigureAwait(false);
-                    break;
-                }
-                finally
+        var member = new RoomMember(result.Slot, fingerprint, alias, GatewayId);
+        while (true)
+        {
+            var entry = _rooms.GetOrAdd(room, static _ => new Entry());
+            await entry.Gate.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                if (entry.Removed)
                 {
-                    entry.Gate.Release();
+                    continue;
                 }
+
+                entry.Local[member.Slot] = member;
+                var before = entry.Current;
+                await ReconcileAsync(entry, room, snapshot).ConfigureAwait(false);
+                if (!entry.Removed && ReferenceEquals(before, entry.Current) && before is not null)
+                {
+                    // The table was already past the join's snapshot: keep the member only if it is still there.
+                    Publish(entry, room, before);
+                }
+
+                break;
+            }
+            finally
+            {
+                entry.Gate.Release();
             }
         }
 
         return result;
     }
 
-    /// <summary>Removes a member hosted by this gateway; the room's push then updates the table.</summary>
-    public Task<bool> LeaveAsync(string room, ushort slot) => Room(room).Leave(new LeaveRequest(slot, GatewayId));
+    /// <summary>
+    /// Removes a member hosted by this gateway. It stops counting as local at once, so that a restore racing
+    /// with the leave can never bring it back; the room's push then updates the other members' view.
+    /// </summary>
+    public async Task<bool> LeaveAsync(string room, ushort slot)
+    {
+        if (_rooms.TryGetValue(room, out var entry))
+        {
+            await entry.Gate.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                if (!entry.Removed && entry.Local.Remove(slot) && entry.Local.Count == 0 && entry.Current is { } current)
+                {
+                    Publish(entry, room, current);
+                }
+            }
+            finally
+            {
+                entry.Gate.Release();
+            }
+        }
+
+        return await Room(room).Leave(new LeaveRequest(slot, GatewayId)).ConfigureAwait(false);
+    }
 
     /// <summary>Tells the room that every member of this gateway finished the rekey to <paramref name="epoch"/>.</summary>
     public Task ReportRekeyCompleteAsync(string room, long epoch) =>
@@ -220,7 +253,9 @@ public sealed partial class RoomRoutingTable
             return;
         }
 
-        var local = current.MembersOf(GatewayId);
+        // The members this gateway serves, not the (possibly stale) view of them: a member that left while the
+        // room was away must not come back.
+        var local = entry.Local.Values.OrderBy(member => member.Slot).ToImmutableArray();
         var adopted = fresh;
         if (!local.IsEmpty)
         {
@@ -235,16 +270,30 @@ public sealed partial class RoomRoutingTable
         Publish(entry, room, RoomRouting.FromSnapshot(adopted));
     }
 
+    // Runs under the entry's gate. Installs `next`, drops local members the room no longer has (evicted, or
+    // refused by a restore), and stops tracking the room when no local member is left.
     private void Publish(Entry entry, string room, RoomRouting next)
     {
         var previous = entry.Current;
-        var tracked = !next.MembersOf(GatewayId).IsEmpty;
-        entry.Current = tracked ? next : null;
-        if (!tracked)
+        foreach (var slot in entry.Local.Keys.ToList())
         {
-            // No local member left: nothing here needs the room any more. A later join starts a new entry.
+            if (!next.BySlot.TryGetValue(slot, out var member) || member != entry.Local[slot])
+            {
+                entry.Local.Remove(slot);
+            }
+        }
+
+        entry.Current = entry.Local.Count > 0 ? next : null;
+        if (entry.Current is null)
+        {
+            // A later join starts a new entry.
             entry.Removed = true;
             _rooms.TryRemove(KeyValuePair.Create(room, entry));
+        }
+
+        if (ReferenceEquals(previous, entry.Current))
+        {
+            return;
         }
 
         try
@@ -266,6 +315,9 @@ public sealed partial class RoomRoutingTable
         public RoomRouting? Current { get; set; }
 
         public bool Removed { get; set; }
+
+        // This gateway's own members of the room: what it restores after a re-activation.
+        public Dictionary<ushort, RoomMember> Local { get; } = [];
 
         public HashSet<Guid> Retired { get; } = [];
 

@@ -1,0 +1,71 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Configuration;
+using Orleans.TestingHost;
+using Wzp.Grains;
+using Wzp.Silo;
+
+namespace Wzp.Cluster.Tests;
+
+/// <summary>
+/// One in-process cluster of two silos for every test of the collection. Periods are short so that expiry,
+/// rekey deadlines and periodic epochs happen within a test; the members-per-room limit keeps its default.
+/// </summary>
+public sealed class ClusterFixture : IAsyncLifetime
+{
+    public const string Collection = "cluster";
+
+    /// <summary>The <c>Cluster</c> section the silos and test gateways use.</summary>
+    public static IConfiguration Configuration { get; } = new ConfigurationBuilder()
+        .AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            // Generous against a busy 2-core machine: a test gateway must never miss these by accident.
+            ["Cluster:RekeyTimeout"] = "00:00:02.5",
+            ["Cluster:GatewayExpiry"] = "00:00:03",
+            ["Cluster:GatewayHeartbeatPeriod"] = "00:00:00.250",
+            ["Cluster:EpochPeriod"] = "00:00:04",
+            ["Cluster:RoomGatewayCheckPeriod"] = "00:00:01",
+        })
+        .Build();
+
+    private InProcessTestCluster? _cluster;
+
+    public InProcessTestCluster Cluster => _cluster ?? throw new InvalidOperationException("The cluster is not deployed.");
+
+    public IClusterClient Client => Cluster.Client;
+
+    public ControlPlaneOptions Options { get; } = Configuration.GetSection(ControlPlaneOptions.SectionName).Get<ControlPlaneOptions>()!;
+
+    public async Task InitializeAsync()
+    {
+        var builder = new InProcessTestClusterBuilder(2);
+        builder.ConfigureSilo((_, silo) =>
+        {
+            silo.AddWzpControlPlane(Configuration);
+            // A killed silo must be declared dead within seconds, not the production default of tens of seconds.
+            silo.Configure<ClusterMembershipOptions>(options =>
+            {
+                options.ProbeTimeout = TimeSpan.FromMilliseconds(500);
+                options.NumMissedProbesLimit = 2;
+                options.NumVotesForDeathDeclaration = 1;
+            });
+            silo.Configure<SiloMessagingOptions>(options => options.ResponseTimeout = TimeSpan.FromSeconds(10));
+        });
+        builder.ConfigureClient(client =>
+            client.Configure<ClientMessagingOptions>(options => options.ResponseTimeout = TimeSpan.FromSeconds(10)));
+        _cluster = builder.Build();
+        await _cluster.DeployAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_cluster is not null)
+        {
+            await _cluster.StopAllSilosAsync();
+            await _cluster.DisposeAsync();
+        }
+    }
+}
+
+[CollectionDefinition(ClusterFixture.Collection)]
+public sealed class ClusterCollection : ICollectionFixture<ClusterFixture>;

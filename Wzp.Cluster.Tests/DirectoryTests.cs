@@ -1,0 +1,118 @@
+using System.Collections.Immutable;
+using Wzp.Grains;
+
+namespace Wzp.Cluster.Tests;
+
+[Collection(ClusterFixture.Collection)]
+public sealed class DirectoryTests(ClusterFixture fixture)
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+
+    private IGatewayDirectoryGrain Directory => fixture.Client.GetGatewayDirectory();
+
+    [Fact]
+    public async Task RegisteredGateway_IsListedWithItsEndpointCredentialAndLoad()
+    {
+        var data = new TestData(413);
+        await using var gateway = await TestGateway.StartAsync(fixture, data.GatewayId());
+        gateway.Agent.LoadProvider = () => 42;
+
+        var info = (await Directory.List()).Single(g => g.GatewayId == gateway.Id);
+        Assert.Equal("127.0.0.1:0", info.Registration.LinkEndpoint);
+        Assert.Equal(new byte[] { 1, 2, 3 }, info.Registration.Credential.ToArray());
+        await Eventually.True(
+            async () => (await Directory.List()).Single(g => g.GatewayId == gateway.Id).Registration.Load == 42,
+            Patience,
+            "the heartbeat carried the load");
+    }
+
+    [Fact]
+    public async Task Heartbeat_OfAnUnknownGateway_AsksItToRegisterAgain()
+    {
+        var data = new TestData(414);
+        Assert.False(await Directory.Heartbeat(new GatewayHeartbeat(data.GatewayId(), Guid.NewGuid(), 0)));
+
+        await using var gateway = await TestGateway.StartAsync(fixture, data.GatewayId());
+        // Dropping the registration behind the agent's back (as a re-activated directory would have): the agent's
+        // next heartbeat is refused and it registers again.
+        await Directory.Unregister(gateway.Id);
+        await Eventually.True(
+            async () => (await Directory.List()).Any(g => g.GatewayId == gateway.Id),
+            Patience,
+            "the agent registered again");
+    }
+
+    [Fact]
+    public async Task SilentGateway_ExpiresAndItsMembersLeaveEveryRoom()
+    {
+        var data = new TestData(407);
+        var rooms = new[] { data.RoomName(), data.RoomName() };
+        await using var watcher = await TestGateway.StartAsync(fixture, data.GatewayId());
+        var silent = new ManualGateway(fixture.Client, data.GatewayId());
+        await silent.RegisterAsync();
+        foreach (var room in rooms)
+        {
+            await watcher.JoinAsync(room, data.Member());
+            Assert.Equal(JoinStatus.Joined, (await silent.Rooms.JoinAsync(room, data.Fingerprint(), data.Alias())).Status);
+        }
+
+        await Eventually.True(
+            async () => (await Directory.List()).All(g => g.GatewayId != silent.Id),
+            Patience,
+            "the silent gateway expired from the directory");
+        foreach (var room in rooms)
+        {
+            var grain = fixture.Client.GetGrain<IRoomGrain>(room);
+            await Eventually.True(
+                async () => (await grain.GetSnapshot()).Members.All(member => member.GatewayId != silent.Id),
+                Patience,
+                $"the silent gateway's member left {room}");
+            Assert.Contains(watcher.EventsOf(room), e => e.Reason == RoomChangeReason.GatewayGone);
+            Assert.Single((await grain.GetSnapshot()).Members);
+        }
+    }
+
+    [Fact]
+    public async Task StoppedGateway_Unregisters_AndItsMembersAreEvicted()
+    {
+        var data = new TestData(415);
+        var room = data.RoomName();
+        var grain = fixture.Client.GetGrain<IRoomGrain>(room);
+        await using var watcher = await TestGateway.StartAsync(fixture, data.GatewayId());
+        var leaving = await TestGateway.StartAsync(fixture, data.GatewayId());
+        await watcher.JoinAsync(room, data.Member());
+        await leaving.JoinAsync(room, data.Member());
+
+        await leaving.DisposeAsync();
+
+        Assert.DoesNotContain(await Directory.List(), g => g.GatewayId == leaving.Id);
+        await Eventually.True(
+            async () => (await grain.GetSnapshot()).Members.All(member => member.GatewayId != leaving.Id),
+            Patience,
+            "the stopped gateway's member was evicted");
+    }
+
+    [Fact]
+    public async Task LinkMessages_AreRelayedToTheTargetGatewayUnchanged()
+    {
+        var data = new TestData(416);
+        await using var offerer = await TestGateway.StartAsync(fixture, data.GatewayId());
+        await using var accepter = await TestGateway.StartAsync(fixture, data.GatewayId());
+        var offer = data.Random.Bytes(data.Random.Int(100, 400)).ToImmutableArray();
+        var accept = data.Random.Bytes(data.Random.Int(100, 400)).ToImmutableArray();
+
+        Assert.Equal(LinkDelivery.Sent, await offerer.Agent.SendLinkMessageAsync(accepter.Id, LinkMessageKind.Offer, offer));
+        Assert.Equal(LinkDelivery.Sent, await accepter.Agent.SendLinkMessageAsync(offerer.Id, LinkMessageKind.Accept, accept));
+
+        await Eventually.True(() => accepter.LinkMessages.Count == 1 && offerer.LinkMessages.Count == 1, Patience, "both messages arrived");
+        var received = accepter.LinkMessages.Single();
+        Assert.Equal((offerer.Id, accepter.Id, LinkMessageKind.Offer), (received.FromGatewayId, received.ToGatewayId, received.Kind));
+        Assert.Equal(offer.ToArray(), received.Payload.ToArray());
+        Assert.Equal(accept.ToArray(), offerer.LinkMessages.Single().Payload.ToArray());
+
+        Assert.Equal(LinkDelivery.UnknownTarget, await offerer.Agent.SendLinkMessageAsync(data.GatewayId(), LinkMessageKind.Offer, offer));
+        Assert.Equal(
+            LinkDelivery.UnknownSender,
+            await Directory.RelayLinkMessage(new LinkMessage(data.GatewayId(), accepter.Id, LinkMessageKind.Offer, offer)));
+    }
+}

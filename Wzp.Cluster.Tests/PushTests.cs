@@ -1,0 +1,103 @@
+using Wzp.Grains;
+
+namespace Wzp.Cluster.Tests;
+
+[Collection(ClusterFixture.Collection)]
+public sealed class PushTests(ClusterFixture fixture)
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task EveryGatewayHostingMembers_ReceivesEveryChangeInVersionOrder()
+    {
+        var data = new TestData(404);
+        var room = data.RoomName();
+        var grain = fixture.Client.GetGrain<IRoomGrain>(room);
+        await using var first = await TestGateway.StartAsync(fixture, data.GatewayId());
+        await using var second = await TestGateway.StartAsync(fixture, data.GatewayId());
+        var gateways = new[] { first, second };
+
+        await first.JoinAsync(room, data.Member());
+        var start = (await second.JoinAsync(room, data.Member())).Snapshot!.Version;
+        var own = new Dictionary<TestGateway, List<ushort>> { [first] = [], [second] = [] };
+        for (var step = 0; step < 40; step++)
+        {
+            var gateway = data.Random.ArrayElement(gateways);
+            if (own[gateway].Count > 0 && data.Random.Bool(0.4f))
+            {
+                var slot = data.Random.ListItem(own[gateway]);
+                Assert.True(await gateway.Rooms.LeaveAsync(room, slot));
+                own[gateway].Remove(slot);
+            }
+            else
+            {
+                own[gateway].Add((await gateway.JoinAsync(room, data.Member())).Slot);
+            }
+        }
+
+        var final = await grain.GetSnapshot();
+        foreach (var gateway in gateways)
+        {
+            await Eventually.True(
+                () => gateway.EventsOf(room).Any(e => e.Version >= final.Version),
+                Patience,
+                $"{gateway.Id} received the last change");
+            var versions = gateway.EventsOf(room).Select(e => e.Version).Where(v => v >= start && v <= final.Version).ToList();
+            Assert.Equal(Enumerable.Range(0, (int)(final.Version - start + 1)).Select(i => start + i), versions);
+            await Eventually.True(
+                async () => Assertions.SameState(gateway.Rooms.Get(room), await grain.GetSnapshot()),
+                Patience,
+                $"{gateway.Id}'s table equals the room");
+        }
+    }
+
+    [Fact]
+    public async Task DroppedPushes_TheTableStillConvergesThroughSnapshots()
+    {
+        var data = new TestData(405);
+        var room = data.RoomName();
+        var grain = fixture.Client.GetGrain<IRoomGrain>(room);
+        await using var source = await TestGateway.StartAsync(fixture, data.GatewayId());
+        var lossy = new ManualGateway(fixture.Client, data.GatewayId());
+        await lossy.RegisterAsync();
+        await using var heartbeats = lossy.StartHeartbeats(fixture.Options.GatewayHeartbeatPeriod);
+        Assert.Equal(JoinStatus.Joined, (await lossy.Rooms.JoinAsync(room, data.Fingerprint(), data.Alias())).Status);
+
+        // Pushes are delivered one at a time per observer, so the seeded generator is never used concurrently.
+        var drops = new TestData(4051);
+        lossy.Drop = _ => drops.Random.Bool(0.4f);
+        var own = new List<ushort>();
+        for (var step = 0; step < 40; step++)
+        {
+            if (own.Count > 0 && data.Random.Bool(0.3f))
+            {
+                var slot = data.Random.ListItem(own);
+                Assert.True(await source.Rooms.LeaveAsync(room, slot));
+                own.Remove(slot);
+            }
+            else
+            {
+                own.Add((await source.JoinAsync(room, data.Member())).Slot);
+            }
+        }
+
+        // One more change delivered intact: its version gap makes the table fetch a snapshot.
+        lossy.Drop = _ => false;
+        await source.JoinAsync(room, data.Member());
+        await Eventually.True(
+            async () => Assertions.SameState(lossy.Rooms.Get(room), await grain.GetSnapshot()),
+            Patience,
+            "the lossy table converged after the next push");
+        Assert.True(lossy.Dropped > 0, "some pushes were dropped");
+
+        // The last change lost with nothing after it: polling the room's stamp repairs the table.
+        lossy.Drop = _ => true;
+        var last = await source.JoinAsync(room, data.Member());
+        Assert.False(lossy.Rooms.Get(room)!.BySlot.ContainsKey(last.Slot), "the push was dropped, so the table is stale");
+        await lossy.Rooms.RefreshAsync();
+        var routing = lossy.Rooms.Get(room);
+        Assert.NotNull(routing);
+        Assert.True(routing.BySlot.ContainsKey(last.Slot), "the refreshed table has the member whose push was dropped");
+        Assert.True(routing.Version >= last.Snapshot!.Version);
+    }
+}
