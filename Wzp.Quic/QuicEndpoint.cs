@@ -20,6 +20,11 @@ namespace Wzp.Quic;
 internal sealed class QuicEndpoint : IAsyncDisposable
 {
     private const int MaxPacket = 2048;
+
+    // QUIC packets on our paths are at most ~1500 bytes; anything larger is junk that ngtcp2 rejects
+    // anyway, so a truncated copy loses nothing. Events carry at most one packet's worth of data.
+    private const int ReceiveBufferSize = 4096;
+    private const int EventBufferSize = 4096;
     private const int AddressCapacity = 128;
     private const int ReceiveBatch = 64;
 
@@ -35,7 +40,7 @@ internal sealed class QuicEndpoint : IAsyncDisposable
     private readonly byte[] _sendBuffer = GC.AllocateUninitializedArray<byte>(MaxPacket, pinned: true);
     private readonly byte[] _sendAddress = GC.AllocateUninitializedArray<byte>(AddressCapacity, pinned: true);
     private readonly SocketAddress _sendSocketAddress;
-    private readonly byte[] _eventBuffer = GC.AllocateUninitializedArray<byte>(64 * 1024, pinned: true);
+    private readonly byte[] _eventBuffer = GC.AllocateUninitializedArray<byte>(EventBufferSize, pinned: true);
     private ulong _scheduledExpiry = ulong.MaxValue;
     private Task _receiveLoop = Task.CompletedTask;
     private bool _disposed;
@@ -105,6 +110,7 @@ internal sealed class QuicEndpoint : IAsyncDisposable
                 RequireRetry = requireRetry ? 1UL : 0UL,
                 StreamWindow = (ulong)options.StreamReceiveWindow,
                 MaxStreamSendBuffer = (ulong)options.StreamSendBufferLimit,
+                PeerUniStreams = (ulong)options.PeerUnidirectionalStreams,
             };
 
             SocketAddress local = socket.LocalEndPoint!.Serialize();
@@ -367,7 +373,7 @@ internal sealed class QuicEndpoint : IAsyncDisposable
 
     private async Task ReceiveLoopAsync()
     {
-        byte[] buffer = GC.AllocateUninitializedArray<byte>(64 * 1024, pinned: true);
+        byte[] buffer = GC.AllocateUninitializedArray<byte>(ReceiveBufferSize, pinned: true);
         var from = new SocketAddress(_socket.AddressFamily);
         while (true)
         {

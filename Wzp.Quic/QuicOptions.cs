@@ -37,6 +37,11 @@ public abstract class QuicEndpointOptions
     /// may cap it at net.core.rmem_max/wmem_max).</summary>
     public int SocketBufferSize { get; set; } = 4 * 1024 * 1024;
 
+    /// <summary>Unidirectional streams the peer may open; their data is ignored. Wzp uses none.
+    /// Only interop tests set it: HTTP/3 peers (Debian's gtlsclient/gtlsserver) abort the handshake
+    /// when they cannot open their three control streams.</summary>
+    internal int PeerUnidirectionalStreams { get; set; }
+
     internal virtual void Validate()
     {
         if (string.IsNullOrEmpty(Alpn) || System.Text.Encoding.UTF8.GetByteCount(Alpn) > 255)

@@ -42,6 +42,7 @@ internal static unsafe partial class NativeMethods
         public ulong RequireRetry;
         public ulong StreamWindow;
         public ulong MaxStreamSendBuffer;
+        public ulong PeerUniStreams;
     }
 
     [StructLayout(LayoutKind.Sequential)]

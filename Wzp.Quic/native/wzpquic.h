@@ -61,6 +61,7 @@ typedef struct wzp_config {
   uint64_t require_retry; /* server: address validation with a Retry round trip */
   uint64_t stream_window; /* receive window of the control stream */
   uint64_t max_stream_send_buffer; /* unacknowledged control-stream bytes kept at most */
+  uint64_t peer_uni_streams; /* tests only: HTTP/3 peers need 3 to complete a handshake */
 } wzp_config;
 
 typedef struct wzp_event {
