@@ -93,6 +93,41 @@ public sealed class DirectoryTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task DirectoryLosingItsState_GatewaysRegisterAgain_AndRoomsKeepTheirMembers()
+    {
+        var data = new TestData(417);
+        var room = data.RoomName();
+        var grain = fixture.Client.GetGrain<IRoomGrain>(room);
+        await using var first = await TestGateway.StartAsync(fixture, data.GatewayId());
+        var second = await TestGateway.StartAsync(fixture, data.GatewayId());
+        await first.JoinAsync(room, data.Member());
+        await second.JoinAsync(room, data.Member());
+        var before = await grain.GetSnapshot();
+
+        // What a silo failure does to the directory: its registrations and room lists are gone.
+        await fixture.Cluster.DeactivateAsync(Directory);
+
+        await Eventually.True(
+            async () => (await Directory.List()).Count(g => g.GatewayId == first.Id || g.GatewayId == second.Id) == 2,
+            Patience,
+            "both gateways registered again");
+        // After one expiry period the new directory treats unknown gateways as gone; nobody was evicted meanwhile.
+        var stranger = data.GatewayId();
+        await Eventually.True(
+            async () => (await Directory.CheckGateways(room, [stranger])).Gone.Contains(stranger),
+            Patience,
+            "the re-activated directory finished its grace period");
+        Assert.Equal(before.Members.AsEnumerable(), (await grain.GetSnapshot()).Members.AsEnumerable());
+
+        // And the room is tied to its gateways again: one leaving still evicts its member.
+        await second.DisposeAsync();
+        await Eventually.True(
+            async () => (await grain.GetSnapshot()).Members.All(member => member.GatewayId != second.Id),
+            Patience,
+            "the departed gateway's member was evicted");
+    }
+
+    [Fact]
     public async Task LinkMessages_AreRelayedToTheTargetGatewayUnchanged()
     {
         var data = new TestData(416);

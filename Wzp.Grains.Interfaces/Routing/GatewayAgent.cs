@@ -80,8 +80,8 @@ public sealed partial class GatewayAgent : IAsyncDisposable
             throw new InvalidOperationException("The gateway agent is already started.");
         }
 
-        _observerReference = _grainFactory.CreateObjectReference<IGatewayObserver>(_observer);
-        await RegisterAsync().ConfigureAwait(false);
+        _observerReference ??= _grainFactory.CreateObjectReference<IGatewayObserver>(_observer);
+        await RegisterAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
         _stopping = new CancellationTokenSource();
         _loop = RunAsync(_stopping.Token);
     }
@@ -141,7 +141,12 @@ public sealed partial class GatewayAgent : IAsyncDisposable
         return _grainFactory.GetGatewayDirectory().Register(registration);
     }
 
-    private async Task RunAsync(CancellationToken cancellationToken)
+    // Heartbeats and room polling run as two loops: polling a room whose silo just died can wait for the
+    // response timeout, and that must never delay the heartbeat that keeps this gateway's members alive.
+    private Task RunAsync(CancellationToken cancellationToken) =>
+        Task.WhenAll(HeartbeatLoopAsync(cancellationToken), RefreshLoopAsync(cancellationToken));
+
+    private async Task HeartbeatLoopAsync(CancellationToken cancellationToken)
     {
         using var timer = new PeriodicTimer(_options.GatewayHeartbeatPeriod, _timeProvider);
         while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
@@ -161,20 +166,47 @@ public sealed partial class GatewayAgent : IAsyncDisposable
             {
                 Log.HeartbeatFailed(_logger, GatewayId, exception);
             }
+        }
+    }
 
+    private async Task RefreshLoopAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(_options.GatewayHeartbeatPeriod, _timeProvider);
+        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+        {
             await Rooms.RefreshAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task ApplyAsync(Func<Task> apply, string room)
+    {
+        try
+        {
+            await apply().ConfigureAwait(false);
+        }
+        catch (Exception exception)
+        {
+            // The next push or the next poll repairs the room.
+            Log.ApplyFailed(_logger, room, exception);
         }
     }
 
     private sealed class Observer(GatewayAgent agent) : IGatewayObserver
     {
+        // Not awaited: observer calls to one client object may be delivered one at a time, and a room whose
+        // update needs a snapshot from an unreachable silo must not hold up the pushes of every other room.
         public Task OnRoomEvent(RoomEvent roomEvent)
         {
             agent.RoomEventReceived?.Invoke(roomEvent);
-            return agent.Rooms.ApplyAsync(roomEvent);
+            _ = agent.ApplyAsync(() => agent.Rooms.ApplyAsync(roomEvent), roomEvent.Room);
+            return Task.CompletedTask;
         }
 
-        public Task OnRestoreRequested(RestoreInvitation invitation) => agent.Rooms.RestoreAsync(invitation);
+        public Task OnRestoreRequested(RestoreInvitation invitation)
+        {
+            _ = agent.ApplyAsync(() => agent.Rooms.RestoreAsync(invitation), invitation.Room);
+            return Task.CompletedTask;
+        }
 
         public Task OnLinkMessage(LinkMessage message)
         {
@@ -193,5 +225,8 @@ public sealed partial class GatewayAgent : IAsyncDisposable
 
         [LoggerMessage(EventId = 1002, Level = LogLevel.Warning, Message = "Gateway {GatewayId}: unregistering failed")]
         public static partial void UnregisterFailed(ILogger logger, string gatewayId, Exception exception);
+
+        [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "Room {Room}: applying a push failed")]
+        public static partial void ApplyFailed(ILogger logger, string room, Exception exception);
     }
 }

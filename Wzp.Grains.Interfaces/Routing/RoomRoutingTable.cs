@@ -21,6 +21,8 @@ public sealed partial class RoomRoutingTable
     // mistaken for yet another re-activation.
     private const int RetiredIncarnationsKept = 4;
 
+    private const int RefreshParallelism = 8;
+
     private readonly IGrainFactory _grainFactory;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, Entry> _rooms = new(StringComparer.Ordinal);
@@ -190,38 +192,41 @@ public sealed partial class RoomRoutingTable
     /// Polls the stamp of every tracked room and resynchronizes those that moved on without telling (lost
     /// pushes) or re-activated. Polling is also what re-activates a room whose silo died when nothing else calls it.
     /// </summary>
-    public async Task RefreshAsync(CancellationToken cancellationToken = default)
-    {
-        foreach (var (room, entry) in _rooms)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            await entry.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-            try
-            {
-                if (entry.Removed || entry.Current is not { } current)
-                {
-                    continue;
-                }
+    public Task RefreshAsync(CancellationToken cancellationToken = default) =>
+        // A few rooms at a time: one room on a dead silo must not delay the check of the others.
+        Parallel.ForEachAsync(
+            _rooms.ToArray(),
+            new ParallelOptions { MaxDegreeOfParallelism = RefreshParallelism, CancellationToken = cancellationToken },
+            async (pair, token) => await RefreshRoomAsync(pair.Key, pair.Value, token).ConfigureAwait(false));
 
-                var stamp = await Room(room).GetStamp().ConfigureAwait(false);
-                var moved = stamp.Incarnation == current.Incarnation
-                    ? stamp.Version > current.Version
-                    : !entry.Retired.Contains(stamp.Incarnation);
-                if (moved)
-                {
-                    var snapshot = await Room(room).GetSnapshot().ConfigureAwait(false);
-                    await ReconcileAsync(entry, room, snapshot).ConfigureAwait(false);
-                }
-            }
-            catch (Exception exception) when (exception is not OperationCanceledException)
+    private async Task RefreshRoomAsync(string room, Entry entry, CancellationToken cancellationToken)
+    {
+        await entry.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (entry.Removed || entry.Current is not { } current)
             {
-                // One unreachable room (its silo is being declared dead) must not stop the others.
-                Log.RefreshFailed(_logger, room, exception);
+                return;
             }
-            finally
+
+            var stamp = await Room(room).GetStamp().ConfigureAwait(false);
+            var moved = stamp.Incarnation == current.Incarnation
+                ? stamp.Version > current.Version
+                : !entry.Retired.Contains(stamp.Incarnation);
+            if (moved)
             {
-                entry.Gate.Release();
+                var snapshot = await Room(room).GetSnapshot().ConfigureAwait(false);
+                await ReconcileAsync(entry, room, snapshot).ConfigureAwait(false);
             }
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            // One unreachable room (its silo is being declared dead) must not stop the others.
+            Log.RefreshFailed(_logger, room, exception);
+        }
+        finally
+        {
+            entry.Gate.Release();
         }
     }
 
