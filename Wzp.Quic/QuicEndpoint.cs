@@ -484,20 +484,15 @@ internal sealed class QuicEndpoint : IAsyncDisposable
             }
         }
 
+        // Re-arm only when the next expiry moved earlier: sending moves it nearly every time, and a
+        // timer that fires early costs one empty round, cheaper than a Change per datagram.
         ulong next = NativeMethods.wzp_endpoint_next_expiry(_handle);
-        if (next != _scheduledExpiry)
+        if (next < _scheduledExpiry)
         {
             _scheduledExpiry = next;
-            if (next == ulong.MaxValue)
-            {
-                _timer.Change(Timeout.Infinite, Timeout.Infinite);
-            }
-            else
-            {
-                ulong dueNs = next > now ? next - now : 0;
-                long dueMs = (long)Math.Min((dueNs + 999_999) / 1_000_000, int.MaxValue - 1);
-                _timer.Change(dueMs, Timeout.Infinite);
-            }
+            ulong dueNs = next > now ? next - now : 0;
+            long dueMs = (long)Math.Min((dueNs + 999_999) / 1_000_000, int.MaxValue - 1);
+            _timer.Change(dueMs, Timeout.Infinite);
         }
     }
 
