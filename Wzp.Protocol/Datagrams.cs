@@ -36,7 +36,7 @@ public static class MediaDatagram
     public static int SealedSize(int plaintextLength) => MinSize + plaintextLength;
 
     /// <summary>Seals with explicit key material: the core every other overload uses.</summary>
-    /// <returns>Bytes written to <paramref name="destination"/>.</returns>
+    /// <returns>Bytes written to <paramref name="destination"/>, or 0 when the key was retired meanwhile.</returns>
     public static int Seal(DirectionalKey key, byte wireEpoch, uint packetNumber, ushort source,
         ReadOnlySpan<byte> header, ReadOnlySpan<byte> plaintext, Span<byte> destination)
     {
@@ -48,8 +48,7 @@ public static class MediaDatagram
         destination[12] = wireEpoch;
         BinaryPrimitives.WriteUInt32BigEndian(destination[13..], packetNumber);
         BinaryPrimitives.WriteUInt16BigEndian(destination[17..], source);
-        key.Seal(packetNumber, destination[..PrefixSize], plaintext, destination[PrefixSize..size]);
-        return size;
+        return key.Seal(packetNumber, destination[..PrefixSize], plaintext, destination[PrefixSize..size]) ? size : 0;
     }
 
     /// <summary>Seals under the schedule's sending epoch with its next packet number.</summary>
@@ -145,8 +144,7 @@ public static class LinkDatagram
         BinaryPrimitives.WriteUInt64BigEndian(destination[9..], roomTag);
         BinaryPrimitives.WriteUInt16BigEndian(destination[17..], source);
         header.CopyTo(destination[19..]);
-        key.Seal(packetNumber, destination[..PrefixSize], plaintext, destination[PrefixSize..size]);
-        return size;
+        return key.Seal(packetNumber, destination[..PrefixSize], plaintext, destination[PrefixSize..size]) ? size : 0;
     }
 
     public static int Seal(HopKeySchedule schedule, uint linkId, ulong roomTag, ushort source, ReadOnlySpan<byte> header, ReadOnlySpan<byte> plaintext, Span<byte> destination)

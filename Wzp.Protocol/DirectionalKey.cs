@@ -59,11 +59,21 @@ public sealed class DirectionalKey : IDisposable
     }
 
     /// <summary>Seals <paramref name="plaintext"/> into <paramref name="ciphertext"/> (plaintext length + 16 tag bytes).</summary>
-    public void Seal(uint packetNumber, ReadOnlySpan<byte> aad, ReadOnlySpan<byte> plaintext, Span<byte> ciphertext)
+    /// <returns>False when the key was retired meanwhile (another thread switched epochs or closed the hop).</returns>
+    public bool Seal(uint packetNumber, ReadOnlySpan<byte> aad, ReadOnlySpan<byte> plaintext, Span<byte> ciphertext)
     {
+        if (IsDisposed) return false;
         Span<byte> nonce = stackalloc byte[IvSize];
         Nonce(packetNumber, nonce);
-        Aead.Encrypt(_key, nonce, aad, plaintext, ciphertext[..(plaintext.Length + TagSize)]);
+        try
+        {
+            Aead.Encrypt(_key, nonce, aad, plaintext, ciphertext[..(plaintext.Length + TagSize)]);
+            return true;
+        }
+        catch (ObjectDisposedException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Opens <paramref name="ciphertext"/> (with its tag) into <paramref name="plaintext"/>; false on any failure.</summary>

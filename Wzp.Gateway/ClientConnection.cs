@@ -1,0 +1,214 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Wzp.Grains;
+using Wzp.Grains.Routing;
+using Wzp.Protocol;
+using Wzp.Quic;
+
+namespace Wzp.Gateway;
+
+/// <summary>
+/// One client, from QUIC connection to departure: the handshake (bounded, off the forwarding path), the join
+/// through the room grain only after a valid confirm, the control loop, and leaving the room on leave or loss.
+/// </summary>
+internal sealed partial class ClientConnection(GatewayServer server, QuicConnection connection, ILogger logger)
+{
+    /// <summary>QUIC application error codes this gateway closes with.</summary>
+    public const ulong CloseNormal = 0;
+    public const ulong CloseProtocolError = 1;
+
+    private readonly GatewayOptions _options = server.Options;
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        connection.SetDatagramHandler(server.DropUnknownDatagram);
+        var control = new ControlStream(connection, _options.MaxQueuedControlMessages);
+        using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        var writer = control.RunWriterAsync(lifetime.Token);
+        GatewaySession? session = null;
+        LocalMember? member = null;
+        var closeCode = CloseNormal;
+        var reason = "bye";
+        try
+        {
+            session = await HandshakeAsync(control, lifetime.Token).ConfigureAwait(false);
+            if (session is null)
+            {
+                closeCode = CloseProtocolError;
+                reason = "handshake failed";
+                return;
+            }
+            member = await JoinAsync(session, control).ConfigureAwait(false);
+            if (member is null)
+            {
+                closeCode = CloseProtocolError;
+                reason = "join refused";
+                return;
+            }
+            var error = await ControlLoopAsync(member, control, lifetime.Token).ConfigureAwait(false);
+            if (error is not null)
+            {
+                control.TrySend(error);
+                closeCode = CloseProtocolError;
+                reason = error.Code;
+            }
+        }
+        catch (ControlFrameException e)
+        {
+            control.TrySend(e.ToErrorMessage());
+            closeCode = CloseProtocolError;
+            reason = "bad control frame";
+        }
+        catch (Exception e) when (e is OperationCanceledException or QuicException or IOException or ObjectDisposedException)
+        {
+            // The connection went away or the gateway is stopping: leave quietly.
+        }
+        catch (Exception e)
+        {
+            Log.ClientFailed(logger, connection.RemoteEndPoint, e);
+            control.TrySend(new Error(ErrorCodes.Internal, "internal error"));
+            closeCode = CloseProtocolError;
+            reason = "internal error";
+        }
+        finally
+        {
+            connection.SetDatagramHandler(server.DropUnknownDatagram);
+            if (member is not null) await server.LeaveAsync(member).ConfigureAwait(false);
+            control.CompleteSending();
+            // Let queued messages (an error above all) reach the client before the close.
+            await Task.WhenAny(writer, Task.Delay(TimeSpan.FromSeconds(1), CancellationToken.None)).ConfigureAwait(false);
+            lifetime.Cancel();
+            await connection.CloseAsync(closeCode, reason).ConfigureAwait(false);
+            session?.Dispose();
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async Task<GatewaySession?> HandshakeAsync(ControlStream control, CancellationToken cancellationToken)
+    {
+        var address = connection.RemoteEndPoint.Address;
+        if (!server.TryEnterHandshake(address))
+        {
+            server.Counters.OnHandshakeFailure();
+            control.TrySend(new Error(ErrorCodes.Busy, "too many handshakes in progress; retry shortly"));
+            return null;
+        }
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.HandshakeTimeout);
+        using var handshake = new GatewayHandshake(server.Keys.Identity, server.Keys.Credential, server.HandshakeOptions, server.Time);
+        try
+        {
+            var result = await StepsAsync(handshake, control, timeout.Token).ConfigureAwait(false);
+            if (result.Succeeded) return result.Value;
+            server.Counters.OnHandshakeFailure();
+            Log.HandshakeFailed(logger, connection.RemoteEndPoint, result.Failure!.Code);
+            control.TrySend(result.Failure);
+            return null;
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            server.Counters.OnHandshakeFailure();
+            control.TrySend(new Error(ErrorCodes.BadRequest, "handshake timed out"));
+            return null;
+        }
+        catch (ControlFrameException)
+        {
+            server.Counters.OnHandshakeFailure();
+            throw;
+        }
+        finally
+        {
+            server.ExitHandshake(address);
+        }
+    }
+
+    private static async Task<Step<GatewaySession>> StepsAsync(GatewayHandshake handshake, ControlStream control, CancellationToken cancellationToken)
+    {
+        // Before the handshake completes only hello and confirm are accepted (PROTOCOL.md §3).
+        if (await control.ReadAsync(cancellationToken).ConfigureAwait(false) is not Hello hello)
+            return Step<GatewaySession>.Fail(ErrorCodes.BadRequest, "expected hello");
+        var welcome = handshake.OnHello(hello);
+        if (!welcome.Succeeded) return Step<GatewaySession>.Fail(welcome.Failure!.Code, welcome.Failure.Message);
+        control.TrySend(welcome.Value!);
+        if (await control.ReadAsync(cancellationToken).ConfigureAwait(false) is not Confirm confirm)
+            return Step<GatewaySession>.Fail(ErrorCodes.BadRequest, "expected confirm");
+        return handshake.OnConfirm(confirm);
+    }
+
+    private async Task<LocalMember?> JoinAsync(GatewaySession session, ControlStream control)
+    {
+        var fingerprint = Grains.Fingerprint.FromBytes(session.ClientFingerprint.Bytes);
+        JoinResult result;
+        try
+        {
+            result = await server.Agent.Rooms.JoinAsync(session.Room, fingerprint, session.Alias).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            Log.JoinFailed(logger, e);
+            control.TrySend(new Error(ErrorCodes.Busy, "the cluster is unavailable; retry shortly"));
+            session.Dispose();
+            return null;
+        }
+        if (result.Status != JoinStatus.Joined)
+        {
+            control.TrySend(result.Status switch
+            {
+                JoinStatus.RoomFull => new Error(ErrorCodes.RoomFull, $"room '{session.Room}' is full"),
+                JoinStatus.Invalid => new Error(ErrorCodes.BadRequest, "room name or alias refused by the cluster"),
+                _ => new Error(ErrorCodes.Busy, "gateway not registered with the cluster yet; retry shortly"),
+            });
+            session.Dispose();
+            return null;
+        }
+        var member = new LocalMember(session.Room, result.Slot, result.Epoch, session, connection, control);
+        var routing = server.Agent.Rooms.Get(session.Room);
+        var members = (routing?.Members ?? result.Snapshot!.Members).Select(ToInfo).ToList();
+        // Joined goes out before the member is visible to forwarding and room updates, so it arrives first.
+        control.TrySend(new Joined(session.Room, result.Slot, (uint)result.Epoch, members));
+        server.AddMember(member);
+        Log.Joined(logger, session.Room, result.Slot, session.ClientFingerprint.ToString());
+        return member;
+    }
+
+    private async Task<Error?> ControlLoopAsync(LocalMember member, ControlStream control, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var message = await control.ReadAsync(cancellationToken).ConfigureAwait(false);
+            switch (message)
+            {
+                case null or Leave:
+                    return null;
+                case RekeyAck ack:
+                    if (member.OnRekeyAck(ack) is { } error) return error;
+                    server.Counters.OnRekey();
+                    break;
+                case Ping:
+                    if (!control.TrySend(new Pong())) return new Error(ErrorCodes.Busy, "control stream stalled");
+                    break;
+                case Hello or Confirm:
+                    return new Error(ErrorCodes.BadRequest, $"'{message.Type}' after the handshake");
+                default:
+                    break; // unknown or gateway-bound types are ignored after the handshake (PROTOCOL.md §3)
+            }
+        }
+    }
+
+    internal static MemberInfo ToInfo(RoomMember member) => new(member.Slot, member.Fingerprint.ToArray(), member.Alias);
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Member {Slot} ({Fingerprint}) joined room {Room}")]
+        public static partial void Joined(ILogger logger, string room, ushort slot, string fingerprint);
+
+        [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Handshake from {Remote} failed: {Code}")]
+        public static partial void HandshakeFailed(ILogger logger, IPEndPoint remote, string code);
+
+        [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Join through the room grain failed")]
+        public static partial void JoinFailed(ILogger logger, Exception exception);
+
+        [LoggerMessage(EventId = 103, Level = LogLevel.Error, Message = "Client connection from {Remote} failed")]
+        public static partial void ClientFailed(ILogger logger, IPEndPoint remote, Exception exception);
+    }
+}

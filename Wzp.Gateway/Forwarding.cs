@@ -1,0 +1,263 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using Wzp.Protocol;
+using Wzp.Quic;
+
+namespace Wzp.Gateway;
+
+/// <summary>A client of this gateway that completed the handshake and joined a room.</summary>
+internal sealed class LocalMember
+{
+    private long _rekeysStarted;
+    private long _rekeysCompleted;
+    private long _lastRekeyStart = long.MinValue;
+    private int _rekeyWanted;
+
+    public LocalMember(string room, ushort slot, long joinedEpoch, GatewaySession session, QuicConnection connection, ControlStream control)
+    {
+        Room = room;
+        Slot = slot;
+        JoinedEpoch = joinedEpoch;
+        Session = session;
+        Connection = connection;
+        Control = control;
+    }
+
+    public string Room { get; }
+
+    public ushort Slot { get; }
+
+    /// <summary>The room epoch at which this member's keys were fresh.</summary>
+    public long JoinedEpoch { get; }
+
+    public GatewaySession Session { get; }
+
+    public QuicConnection Connection { get; }
+
+    public ControlStream Control { get; }
+
+    public long RekeysStarted => Interlocked.Read(ref _rekeysStarted);
+
+    public long RekeysCompleted => Interlocked.Read(ref _rekeysCompleted);
+
+    /// <summary>Asks for a rekey; <see cref="StartRekeyIfDue"/> starts it once the debounce window allows.</summary>
+    public void WantRekey() => Volatile.Write(ref _rekeyWanted, 1);
+
+    /// <summary>Starts a wanted (or due) rekey if none started within <paramref name="debounce"/>; false when the outbox is stuck.</summary>
+    public bool StartRekeyIfDue(TimeProvider time, TimeSpan debounce)
+    {
+        var due = RekeyTriggers.IsDue(Session.Keys) && !Session.Rekeys.InProgress;
+        if (Volatile.Read(ref _rekeyWanted) == 0 && !due) return true;
+        var now = time.GetTimestamp();
+        if (Interlocked.Read(ref _lastRekeyStart) != long.MinValue && time.GetElapsedTime(Interlocked.Read(ref _lastRekeyStart), now) < debounce && !due)
+            return true;
+        Volatile.Write(ref _rekeyWanted, 0);
+        Interlocked.Exchange(ref _lastRekeyStart, now);
+        var rekey = Session.Rekeys.Request();
+        if (rekey is null) return true; // one is in progress: the initiator runs exactly one more after it
+        Interlocked.Increment(ref _rekeysStarted);
+        return Control.TrySend(rekey);
+    }
+
+    /// <summary>Handles the client's ack; sends rekeyDone and, when requests coalesced meanwhile, the next rekey.</summary>
+    public Error? OnRekeyAck(RekeyAck ack)
+    {
+        var step = Session.Rekeys.OnAck(ack);
+        if (!step.Succeeded) return step.Failure;
+        Interlocked.Increment(ref _rekeysCompleted);
+        if (!Control.TrySend(step.Value!.Done)) return new Error(ErrorCodes.Busy, "control stream stalled");
+        if (step.Value.Next is { } next)
+        {
+            Interlocked.Increment(ref _rekeysStarted);
+            if (!Control.TrySend(next)) return new Error(ErrorCodes.Busy, "control stream stalled");
+        }
+        return null;
+    }
+}
+
+/// <summary>A gateway-to-gateway link as the forwarding path sees it.</summary>
+internal sealed class LinkPeer
+{
+    private long _lastReceived;
+
+    public LinkPeer(string peerId, LinkSession session, SocketAddress endpoint, TimeProvider time)
+    {
+        PeerId = peerId;
+        Session = session;
+        Endpoint = endpoint;
+        EstablishedAt = time.GetTimestamp();
+        _lastReceived = EstablishedAt;
+    }
+
+    public string PeerId { get; }
+
+    public LinkSession Session { get; }
+
+    public SocketAddress Endpoint { get; }
+
+    public long EstablishedAt { get; }
+
+    public long LastReceived => Interlocked.Read(ref _lastReceived);
+
+    public void OnReceived(long now) => Interlocked.Exchange(ref _lastReceived, now);
+}
+
+/// <summary>
+/// Who receives a room's media on this gateway: an immutable snapshot, swapped whole on every change so the
+/// forwarding path reads it without a lock.
+/// </summary>
+internal sealed class RoomFanout(string room)
+{
+    private volatile Recipients _recipients = Recipients.Empty;
+
+    public string Room { get; } = room;
+
+    public ulong Tag { get; } = LinkDatagram.RoomTag(room);
+
+    public Recipients Current => _recipients;
+
+    public void Swap(Func<Recipients, Recipients> update)
+    {
+        lock (this)
+        {
+            _recipients = update(_recipients);
+        }
+    }
+
+    internal sealed record Recipients(ImmutableArray<LocalMember> Locals, ImmutableArray<LinkPeer> Links)
+    {
+        public static readonly Recipients Empty = new([], []);
+    }
+}
+
+/// <summary>
+/// The per-packet work: open with the sender's hop key, seal once per local recipient with its own key and
+/// once per remote gateway with the link key. No allocation, no lock, no grain call and no log line per packet;
+/// the plaintext lives on the stack for the forwarding step and is wiped after it.
+/// </summary>
+internal sealed class Forwarder(GatewayCounters counters, Socket linkSocket)
+{
+    private readonly ConcurrentDictionary<string, RoomFanout> _rooms = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<ulong, RoomFanout> _byTag = new();
+
+    public GatewayCounters Counters => counters;
+
+    private readonly Lock _membership = new();
+
+    public RoomFanout? Find(string room) => _rooms.GetValueOrDefault(room);
+
+    public ICollection<RoomFanout> Rooms => _rooms.Values;
+
+    /// <summary>Adds a member to its room's recipients and returns the room's fanout.</summary>
+    public RoomFanout AddLocal(LocalMember member)
+    {
+        lock (_membership)
+        {
+            var fanout = _rooms.GetOrAdd(member.Room, static r => new RoomFanout(r));
+            _byTag.TryAdd(fanout.Tag, fanout);
+            fanout.Swap(r => r with { Locals = r.Locals.Add(member) });
+            counters.SetRooms(_rooms.Count);
+            return fanout;
+        }
+    }
+
+    /// <summary>Removes a member; a room left without local members is forgotten.</summary>
+    public void RemoveLocal(LocalMember member)
+    {
+        lock (_membership)
+        {
+            if (!_rooms.TryGetValue(member.Room, out var fanout)) return;
+            fanout.Swap(r => r with { Locals = r.Locals.Remove(member) });
+            if (fanout.Current.Locals.IsEmpty)
+            {
+                _rooms.TryRemove(fanout.Room, out _);
+                _byTag.TryRemove(fanout.Tag, out _);
+            }
+            counters.SetRooms(_rooms.Count);
+        }
+    }
+
+    /// <summary>Sets the remote gateways a room's media goes to.</summary>
+    public void SetLinks(string room, ImmutableArray<LinkPeer> links)
+    {
+        lock (_membership)
+        {
+            if (_rooms.TryGetValue(room, out var fanout)) fanout.Swap(r => r with { Links = links });
+        }
+    }
+
+    /// <summary>An uplink datagram from a local member.</summary>
+    public void OnUplink(LocalMember sender, ReadOnlySpan<byte> datagram, RoomFanout fanout)
+    {
+        Span<byte> plaintext = stackalloc byte[MediaDatagram.MaxSize];
+        var reason = MediaDatagram.Open(sender.Session.Keys, datagram, plaintext, out var length, out _);
+        if (reason != DropReason.None)
+        {
+            counters.Drop(reason);
+            return;
+        }
+        var payload = plaintext[..length];
+        var header = datagram[..MediaHeader.Size];
+        var recipients = fanout.Current;
+        SendToLocals(recipients.Locals, sender.Slot, header, payload, except: sender);
+        if (!recipients.Links.IsEmpty) SendToLinks(recipients.Links, fanout.Tag, sender.Slot, header, payload);
+        CryptographicOperations.ZeroMemory(payload);
+    }
+
+    /// <summary>A datagram from another gateway's link.</summary>
+    public void OnLinkDatagram(LinkPeer link, ReadOnlySpan<byte> datagram, long now)
+    {
+        Span<byte> plaintext = stackalloc byte[LinkDatagram.MaxSize];
+        var reason = LinkDatagram.Open(link.Session.Keys, datagram, plaintext, out var length, out var tag, out var source);
+        if (reason != DropReason.None)
+        {
+            counters.Drop(reason);
+            return;
+        }
+        link.OnReceived(now);
+        var payload = plaintext[..length];
+        if (_byTag.TryGetValue(tag, out var fanout))
+            SendToLocals(fanout.Current.Locals, source, datagram.Slice(19, MediaHeader.Size), payload, except: null);
+        else
+            counters.Drop(GatewayDrop.UnknownSession);
+        CryptographicOperations.ZeroMemory(payload);
+    }
+
+    private void SendToLocals(ImmutableArray<LocalMember> locals, ushort source, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload, LocalMember? except)
+    {
+        Span<byte> sealedBuffer = stackalloc byte[MediaDatagram.MaxSize];
+        foreach (var member in locals)
+        {
+            if (ReferenceEquals(member, except)) continue;
+            var n = MediaDatagram.Seal(member.Session.Keys, source, header, payload, sealedBuffer);
+            if (n == 0 || !member.Connection.SendDatagram(sealedBuffer[..n]))
+            {
+                counters.Drop(GatewayDrop.Congestion);
+                continue;
+            }
+            counters.OnForwarded(n);
+        }
+    }
+
+    private void SendToLinks(ImmutableArray<LinkPeer> links, ulong tag, ushort source, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload)
+    {
+        Span<byte> sealedBuffer = stackalloc byte[LinkDatagram.MaxSize];
+        foreach (var link in links)
+        {
+            var n = LinkDatagram.Seal(link.Session.Keys, link.Session.SendLinkId, tag, source, header, payload, sealedBuffer);
+            if (n == 0) continue;
+            try
+            {
+                linkSocket.SendTo(sealedBuffer[..n], SocketFlags.None, link.Endpoint);
+                counters.OnLinkForwarded();
+            }
+            catch (SocketException)
+            {
+                counters.Drop(GatewayDrop.Congestion); // a full socket buffer or an unreachable peer loses this datagram only
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+using System.Diagnostics.Metrics;
+using Wzp.Protocol;
+
+namespace Wzp.Gateway;
+
+/// <summary>Why the gateway dropped a datagram.</summary>
+public enum GatewayDrop
+{
+    Malformed,
+    UnknownEpoch,
+    Authentication,
+    Replay,
+    /// <summary>The recipient's congestion window was full (or its connection was closing).</summary>
+    Congestion,
+    /// <summary>From a connection that has not joined, or for a link or room this gateway does not know.</summary>
+    UnknownSession,
+}
+
+/// <summary>
+/// The gateway's counters. The per-packet ones are plain fields bumped with <see cref="Interlocked"/> (no
+/// allocation, no lock) and read by observable instruments of the <c>Wzp.Gateway</c> meter, so an exporter
+/// (OpenTelemetry, dotnet-counters) sees them without the forwarding path paying for it.
+/// </summary>
+public sealed class GatewayCounters : IDisposable
+{
+    public const string MeterName = "Wzp.Gateway";
+
+    private readonly long[] _drops = new long[Enum.GetValues<GatewayDrop>().Length];
+    private readonly Meter _meter;
+    private long _forwarded;
+    private long _forwardedBytes;
+    private long _linkForwarded;
+    private long _sessions;
+    private long _handshakeFailures;
+    private long _rekeys;
+    private long _linkRekeys;
+    private int _rooms;
+
+    public GatewayCounters(string gatewayId)
+    {
+        _meter = new Meter(MeterName);
+        KeyValuePair<string, object?>[] gateway = [new("gateway", gatewayId)];
+        _meter.CreateObservableCounter("wzp.gateway.datagrams.dropped", () =>
+            Enum.GetValues<GatewayDrop>().Select(r => new Measurement<long>(Drops(r), [.. gateway, new("reason", ReasonTag(r))])),
+            description: "Datagrams dropped, by reason");
+        _meter.CreateObservableCounter("wzp.gateway.datagrams.forwarded", () => new Measurement<long>(Forwarded, gateway),
+            description: "Media datagrams sent to local members");
+        _meter.CreateObservableCounter("wzp.gateway.bytes.forwarded", () => new Measurement<long>(ForwardedBytes, gateway), unit: "By",
+            description: "Bytes of media datagrams sent to local members");
+        _meter.CreateObservableCounter("wzp.gateway.link.datagrams.sent", () => new Measurement<long>(LinkForwarded, gateway),
+            description: "Media datagrams sent to other gateways");
+        _meter.CreateObservableUpDownCounter("wzp.gateway.sessions", () => new Measurement<long>(Sessions, gateway),
+            description: "Clients that completed the handshake and are in a room");
+        _meter.CreateObservableUpDownCounter("wzp.gateway.rooms", () => new Measurement<int>(Rooms, gateway),
+            description: "Rooms with members on this gateway");
+        _meter.CreateObservableCounter("wzp.gateway.rekeys", () => new Measurement<long>(Rekeys, gateway),
+            description: "Completed client hop rekeys");
+        _meter.CreateObservableCounter("wzp.gateway.link.rekeys", () => new Measurement<long>(Interlocked.Read(ref _linkRekeys), gateway),
+            description: "Completed gateway link rekeys");
+        _meter.CreateObservableCounter("wzp.gateway.handshake.failures", () => new Measurement<long>(HandshakeFailures, gateway),
+            description: "Client handshakes that failed or were refused");
+    }
+
+    public long Forwarded => Interlocked.Read(ref _forwarded);
+
+    public long ForwardedBytes => Interlocked.Read(ref _forwardedBytes);
+
+    public long LinkForwarded => Interlocked.Read(ref _linkForwarded);
+
+    public long Sessions => Interlocked.Read(ref _sessions);
+
+    public long HandshakeFailures => Interlocked.Read(ref _handshakeFailures);
+
+    public long Rekeys => Interlocked.Read(ref _rekeys);
+
+    public int Rooms => Volatile.Read(ref _rooms);
+
+    public long Drops(GatewayDrop reason) => Interlocked.Read(ref _drops[(int)reason]);
+
+    public long TotalDrops => Enumerable.Range(0, _drops.Length).Sum(i => Interlocked.Read(ref _drops[i]));
+
+    internal void Drop(GatewayDrop reason) => Interlocked.Increment(ref _drops[(int)reason]);
+
+    internal void Drop(DropReason reason) => Drop(reason switch
+    {
+        DropReason.Malformed => GatewayDrop.Malformed,
+        DropReason.UnknownEpoch => GatewayDrop.UnknownEpoch,
+        DropReason.Authentication => GatewayDrop.Authentication,
+        _ => GatewayDrop.Replay,
+    });
+
+    internal void OnForwarded(int bytes)
+    {
+        Interlocked.Increment(ref _forwarded);
+        Interlocked.Add(ref _forwardedBytes, bytes);
+    }
+
+    internal void OnLinkForwarded() => Interlocked.Increment(ref _linkForwarded);
+
+    internal void OnSession(int delta) => Interlocked.Add(ref _sessions, delta);
+
+    internal void OnHandshakeFailure() => Interlocked.Increment(ref _handshakeFailures);
+
+    internal void OnRekey() => Interlocked.Increment(ref _rekeys);
+
+    internal void OnLinkRekey() => Interlocked.Increment(ref _linkRekeys);
+
+    internal void SetRooms(int rooms) => Volatile.Write(ref _rooms, rooms);
+
+    private static string ReasonTag(GatewayDrop reason) => reason switch
+    {
+        GatewayDrop.Malformed => "malformed",
+        GatewayDrop.UnknownEpoch => "unknown-epoch",
+        GatewayDrop.Authentication => "aead",
+        GatewayDrop.Replay => "replay",
+        GatewayDrop.Congestion => "congestion",
+        _ => "unknown-session",
+    };
+
+    public void Dispose() => _meter.Dispose();
+}

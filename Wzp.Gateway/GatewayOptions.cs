@@ -1,0 +1,106 @@
+using System.Net;
+using Microsoft.Extensions.Options;
+
+namespace Wzp.Gateway;
+
+/// <summary>The <c>Gateway</c> section of appsettings.json.</summary>
+public sealed class GatewayOptions
+{
+    public const string SectionName = "Gateway";
+
+    /// <summary>
+    /// This gateway's id in the cluster: what its credential names and what rooms record. Defaults to
+    /// <c>gateway-1</c>; every gateway of a cluster needs its own.
+    /// </summary>
+    public string GatewayId { get; set; } = "gateway-1";
+
+    /// <summary>UDP address clients reach over QUIC. Defaults to <c>127.0.0.1:4433</c>.</summary>
+    public string ListenAddress { get; set; } = "127.0.0.1:4433";
+
+    /// <summary>
+    /// UDP address of the socket for media between gateways (PROTOCOL.md §8). Defaults to <c>127.0.0.1:0</c>
+    /// (any free port). Must be reachable from the other gateways.
+    /// </summary>
+    public string LinkListenAddress { get; set; } = "127.0.0.1:0";
+
+    /// <summary>
+    /// Address other gateways send link datagrams to, when it differs from the bound address (NAT, 0.0.0.0).
+    /// Defaults to empty: the bound address.
+    /// </summary>
+    public string LinkAdvertiseAddress { get; set; } = "";
+
+    /// <summary>Folder for the identity, credential and TLS files. Defaults to <c>.wzp</c> under the working directory.</summary>
+    public string DataDirectory { get; set; } = ".wzp";
+
+    /// <summary>Seed file of the gateway's identity, created on first start. Defaults to <c>{DataDirectory}/gateway.seed</c>.</summary>
+    public string IdentityFile { get; set; } = "";
+
+    /// <summary>The credential issued to this gateway by <c>wzp cluster issue</c>. Defaults to <c>{DataDirectory}/gateway.credential.json</c>.</summary>
+    public string CredentialFile { get; set; } = "";
+
+    /// <summary>
+    /// All-in-one mode: when no credential file exists, create the cluster key in <see cref="ClusterKeyFile"/> (if
+    /// missing) and issue this gateway's credential with it. Defaults to false; a scale-out gateway must be given
+    /// a credential and refuses to start without one.
+    /// </summary>
+    public bool SelfIssueCredential { get; set; }
+
+    /// <summary>Cluster key seed file for <see cref="SelfIssueCredential"/>. Defaults to <c>{DataDirectory}/cluster.seed</c>.</summary>
+    public string ClusterKeyFile { get; set; } = "";
+
+    /// <summary>Validity of a self-issued credential. Defaults to 365 days.</summary>
+    public TimeSpan SelfIssuedValidity { get; set; } = TimeSpan.FromDays(365);
+
+    /// <summary>Handshakes in progress at once, in total; more are refused with <c>busy</c>. Defaults to 512.</summary>
+    public int MaxPendingHandshakes { get; set; } = 512;
+
+    /// <summary>Handshakes in progress at once from one IP address. Defaults to 16.</summary>
+    public int MaxPendingHandshakesPerAddress { get; set; } = 16;
+
+    /// <summary>Time a client has from connecting to a valid <c>confirm</c>. Defaults to 10 seconds.</summary>
+    public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Membership-triggered rekeys of one member are at most this often (PROTOCOL.md §7). Defaults to 1 second.</summary>
+    public TimeSpan RekeyDebounce { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Control messages queued for one client before it is considered stuck and closed. Defaults to 256.</summary>
+    public int MaxQueuedControlMessages { get; set; } = 256;
+
+    /// <summary>A link that received nothing for this long while media was sent on it is re-negotiated. Defaults to 15 seconds.</summary>
+    public TimeSpan LinkIdleTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Optional access token every hello must carry. Defaults to empty: no token required.</summary>
+    public string Token { get; set; } = "";
+
+    internal string ResolvedIdentityFile => Resolve(IdentityFile, "gateway.seed");
+
+    internal string ResolvedCredentialFile => Resolve(CredentialFile, "gateway.credential.json");
+
+    internal string ResolvedClusterKeyFile => Resolve(ClusterKeyFile, "cluster.seed");
+
+    internal string CertificateFile => Path.Combine(DataDirectory, "tls-cert.pem");
+
+    internal string CertificateKeyFile => Path.Combine(DataDirectory, "tls-key.pem");
+
+    private string Resolve(string configured, string name) => string.IsNullOrWhiteSpace(configured) ? Path.Combine(DataDirectory, name) : configured;
+}
+
+internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
+{
+    public ValidateOptionsResult Validate(string? name, GatewayOptions options)
+    {
+        var failures = new List<string>();
+        if (string.IsNullOrWhiteSpace(options.GatewayId) || options.GatewayId.Length > 128 || options.GatewayId.Any(char.IsControl))
+            failures.Add("Gateway:GatewayId must be 1 to 128 characters without control characters.");
+        if (!IPEndPoint.TryParse(options.ListenAddress, out _)) failures.Add($"Gateway:ListenAddress '{options.ListenAddress}' is not an IP:port.");
+        if (!IPEndPoint.TryParse(options.LinkListenAddress, out _)) failures.Add($"Gateway:LinkListenAddress '{options.LinkListenAddress}' is not an IP:port.");
+        if (options.LinkAdvertiseAddress.Length > 0 && !IPEndPoint.TryParse(options.LinkAdvertiseAddress, out _))
+            failures.Add($"Gateway:LinkAdvertiseAddress '{options.LinkAdvertiseAddress}' is not an IP:port.");
+        if (options.MaxPendingHandshakes < 1 || options.MaxPendingHandshakesPerAddress < 1)
+            failures.Add("Gateway:MaxPendingHandshakes and MaxPendingHandshakesPerAddress must be at least 1.");
+        if (options.HandshakeTimeout <= TimeSpan.Zero) failures.Add("Gateway:HandshakeTimeout must be positive.");
+        if (options.RekeyDebounce < TimeSpan.Zero) failures.Add("Gateway:RekeyDebounce must not be negative.");
+        if (options.MaxQueuedControlMessages < 8) failures.Add("Gateway:MaxQueuedControlMessages must be at least 8.");
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

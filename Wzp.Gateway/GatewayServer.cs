@@ -1,0 +1,336 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Wzp.Grains;
+using Wzp.Grains.Routing;
+using Wzp.Protocol;
+using Wzp.Quic;
+
+namespace Wzp.Gateway;
+
+/// <summary>
+/// One gateway: the QUIC listener for clients, the UDP socket for links, its registration with the cluster,
+/// and the loops that keep rekeys, room updates and links in step with the rooms.
+/// </summary>
+public sealed partial class GatewayServer : IAsyncDisposable
+{
+    private static readonly TimeSpan TickPeriod = TimeSpan.FromMilliseconds(100);
+
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<IPAddress, int> _pendingByAddress = new();
+    private readonly ConcurrentDictionary<(string Room, long Epoch), RekeyWait> _rekeyWaits = new();
+    private readonly ConcurrentDictionary<Task, byte> _clients = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Socket _linkSocket;
+    private readonly Forwarder _forwarder;
+    private readonly QuicDatagramHandler _dropUnknown;
+    private QuicListener? _listener;
+    private Task _acceptLoop = Task.CompletedTask;
+    private Task _tickLoop = Task.CompletedTask;
+    private int _pendingTotal;
+
+    public GatewayServer(GatewayOptions options, GatewayKeys keys, IGrainFactory grainFactory, IOptions<ControlPlaneOptions> controlPlane,
+        ILoggerFactory? loggerFactory = null, TimeProvider? time = null)
+    {
+        Options = options;
+        Keys = keys;
+        Time = time ?? TimeProvider.System;
+        _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
+        _logger = _loggerFactory.CreateLogger<GatewayServer>();
+        Counters = new GatewayCounters(options.GatewayId);
+        HandshakeOptions = new GatewayHandshakeOptions
+        {
+            TokenValidator = options.Token.Length == 0 ? null : token => System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
+                System.Text.Encoding.UTF8.GetBytes(token), System.Text.Encoding.UTF8.GetBytes(options.Token)),
+        };
+        var linkBind = IPEndPoint.Parse(options.LinkListenAddress);
+        _linkSocket = new Socket(linkBind.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        _linkSocket.Bind(linkBind);
+        LinkEndPoint = (IPEndPoint)_linkSocket.LocalEndPoint!;
+        var advertised = options.LinkAdvertiseAddress.Length > 0 ? options.LinkAdvertiseAddress : LinkEndPoint.ToString();
+        Agent = new GatewayAgent(grainFactory, new GatewayIdentity(options.GatewayId, advertised, [.. System.Text.Encoding.UTF8.GetBytes(keys.Credential.ToJson())]),
+            controlPlane, _loggerFactory, Time);
+        Agent.LoadProvider = () => (int)Counters.Sessions;
+        _forwarder = new Forwarder(Counters, _linkSocket);
+        Links = new LinkManager(this, _linkSocket, _forwarder, grainFactory, _loggerFactory.CreateLogger<LinkManager>());
+        _dropUnknown = (_, _) => Counters.Drop(GatewayDrop.UnknownSession);
+        Agent.Rooms.Changed += OnRoomChanged;
+        Agent.LinkMessageReceived += Links.OnLinkMessage;
+    }
+
+    public GatewayOptions Options { get; }
+
+    public GatewayKeys Keys { get; }
+
+    public TimeProvider Time { get; }
+
+    public GatewayCounters Counters { get; }
+
+    public GatewayAgent Agent { get; }
+
+    /// <summary>Where clients connect (the bound QUIC address, with the real port when 0 was configured).</summary>
+    public IPEndPoint ClientEndPoint => _listener?.LocalEndPoint ?? throw new InvalidOperationException("The gateway is not started.");
+
+    /// <summary>Where other gateways send link datagrams.</summary>
+    public IPEndPoint LinkEndPoint { get; }
+
+    internal GatewayHandshakeOptions HandshakeOptions { get; }
+
+    internal LinkManager Links { get; }
+
+    internal QuicDatagramHandler DropUnknownDatagram => _dropUnknown;
+
+    internal ILogger ClientLogger => _logger;
+
+    /// <summary>Members on this gateway, by room, as the forwarding path sees them.</summary>
+    public IReadOnlyDictionary<string, int> LocalMembers => _forwarder.Rooms.ToDictionary(r => r.Room, r => r.Current.Locals.Length);
+
+    /// <summary>Registers with the cluster, then opens the QUIC listener and starts the loops.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await Agent.StartAsync(cancellationToken).ConfigureAwait(false);
+        // The TLS certificate only encrypts the QUIC channel; the gateway is authenticated by its credential (§5).
+        QuicCertificate.EnsureSelfSigned(Options.CertificateFile, Options.CertificateKeyFile);
+        _listener = QuicListener.Start(new QuicListenerOptions
+        {
+            EndPoint = IPEndPoint.Parse(Options.ListenAddress),
+            CertificatePath = Options.CertificateFile,
+            PrivateKeyPath = Options.CertificateKeyFile,
+            GenerateSelfSignedCertificate = false,
+        });
+        _acceptLoop = AcceptLoopAsync(_stopping.Token);
+        _tickLoop = TickLoopAsync(_stopping.Token);
+        Links.Start(_stopping.Token);
+        Log.Started(_logger, Options.GatewayId, ClientEndPoint, LinkEndPoint, Keys.ClusterFingerprint.ToString());
+    }
+
+    /// <summary>Closes every client (they leave their rooms), unregisters, and stops.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_stopping.IsCancellationRequested) return;
+        _stopping.Cancel();
+        if (_listener is not null) await _listener.DisposeAsync().ConfigureAwait(false);
+        await Task.WhenAll(_clients.Keys).WaitAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await Task.WhenAll(_acceptLoop, _tickLoop, Links.StopAsync()).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await Agent.StopAsync(cancellationToken).ConfigureAwait(false);
+        _linkSocket.Dispose();
+    }
+
+    private async Task AcceptLoopAsync(CancellationToken stopping)
+    {
+        while (!stopping.IsCancellationRequested)
+        {
+            QuicConnection connection;
+            try
+            {
+                connection = await _listener!.AcceptAsync(stopping).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or System.Threading.Channels.ChannelClosedException)
+            {
+                return;
+            }
+            var client = new ClientConnection(this, connection, _logger).RunAsync(stopping);
+            _clients.TryAdd(client, 0);
+            _ = client.ContinueWith(t => _clients.TryRemove(t, out _), TaskScheduler.Default);
+        }
+    }
+
+    internal bool TryEnterHandshake(IPAddress address)
+    {
+        if (Interlocked.Increment(ref _pendingTotal) > Options.MaxPendingHandshakes)
+        {
+            Interlocked.Decrement(ref _pendingTotal);
+            return false;
+        }
+        var perAddress = _pendingByAddress.AddOrUpdate(address, 1, static (_, n) => n + 1);
+        if (perAddress > Options.MaxPendingHandshakesPerAddress)
+        {
+            ExitHandshake(address);
+            return false;
+        }
+        return true;
+    }
+
+    internal void ExitHandshake(IPAddress address)
+    {
+        Interlocked.Decrement(ref _pendingTotal);
+        var left = _pendingByAddress.AddOrUpdate(address, 0, static (_, n) => n - 1);
+        if (left <= 0) _pendingByAddress.TryRemove(new KeyValuePair<IPAddress, int>(address, left));
+    }
+
+    internal void AddMember(LocalMember member)
+    {
+        var fanout = _forwarder.AddLocal(member);
+        member.Connection.SetDatagramHandler((_, datagram) => _forwarder.OnUplink(member, datagram, fanout));
+        Counters.OnSession(1);
+        RefreshLinks(member.Room);
+    }
+
+    internal async Task LeaveAsync(LocalMember member)
+    {
+        _forwarder.RemoveLocal(member);
+        Counters.OnSession(-1);
+        try
+        {
+            await Agent.Rooms.LeaveAsync(member.Room, member.Slot).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // The room evicts members of a gateway that stops reporting, so a lost leave heals itself.
+            Log.LeaveFailed(_logger, member.Room, member.Slot, e);
+        }
+    }
+
+    /// <summary>A room changed: tell local members, rekey them on an epoch advance, and follow its gateways with links.</summary>
+    private void OnRoomChanged(RoomRoutingChange change)
+    {
+        var fanout = _forwarder.Find(change.Room);
+        if (fanout is null) return;
+        var locals = fanout.Current.Locals;
+        var previous = change.Previous;
+        var current = change.Current;
+        if (current is null)
+        {
+            return;
+        }
+
+        var before = previous?.BySlot ?? ImmutableDictionary<ushort, RoomMember>.Empty;
+        var joined = current.Members.Where(m => !before.TryGetValue(m.Slot, out var old) || old != m).ToList();
+        var left = before.Keys.Where(slot => !current.BySlot.TryGetValue(slot, out var now) || now != before[slot]).Select(s => (int)s).ToList();
+        foreach (var member in locals)
+        {
+            if (!current.BySlot.TryGetValue(member.Slot, out var self) || self.GatewayId != Options.GatewayId)
+            {
+                // The room evicted this member (its gateway missed a rekey deadline, or the slot moved on).
+                member.Control.TrySend(new Error(ErrorCodes.Unauthorized, "removed from the room by the cluster"));
+                member.Control.CompleteSending();
+                _ = member.Connection.CloseAsync(ClientConnection.CloseProtocolError, "evicted");
+                continue;
+            }
+            var news = joined.Where(m => m.Slot != member.Slot).Select(ClientConnection.ToInfo).ToList();
+            var gone = left.Where(s => s != member.Slot).ToList();
+            if ((news.Count > 0 || gone.Count > 0) && !member.Control.TrySend(new RoomUpdate(news, gone)))
+                _ = member.Connection.CloseAsync(ClientConnection.CloseProtocolError, "control stream stalled");
+        }
+
+        if (previous is null || current.Epoch > previous.Epoch || current.Incarnation != previous.Incarnation)
+            ScheduleRekeys(change.Room, current.Epoch, locals);
+        RefreshLinks(change.Room);
+    }
+
+    /// <summary>
+    /// Every local member of the room that holds keys from before <paramref name="epoch"/> ratchets; the room hears
+    /// back once all of them finished. A member that joined at this epoch already has fresh keys.
+    /// </summary>
+    private void ScheduleRekeys(string room, long epoch, ImmutableArray<LocalMember> locals)
+    {
+        var needs = new Dictionary<LocalMember, long>();
+        foreach (var member in locals)
+        {
+            if (member.JoinedEpoch >= epoch) continue;
+            needs[member] = member.RekeysStarted + 1;
+            member.WantRekey();
+        }
+        _rekeyWaits[(room, epoch)] = new RekeyWait(needs);
+    }
+
+    private sealed record RekeyWait(Dictionary<LocalMember, long> Needs)
+    {
+        public bool Reported { get; set; }
+    }
+
+    internal void RefreshLinks(string room)
+    {
+        var routing = Agent.Rooms.Get(room);
+        if (routing is null) return;
+        var peers = routing.ByGateway.Keys.Where(g => g != Options.GatewayId).ToList();
+        var links = peers.Select(Links.Ensure).OfType<LinkPeer>().ToImmutableArray();
+        _forwarder.SetLinks(room, links);
+    }
+
+    internal void RefreshAllLinks()
+    {
+        foreach (var fanout in _forwarder.Rooms) RefreshLinks(fanout.Room);
+    }
+
+    private async Task TickLoopAsync(CancellationToken stopping)
+    {
+        using var timer = new PeriodicTimer(TickPeriod, Time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false))
+            {
+                foreach (var fanout in _forwarder.Rooms)
+                {
+                    foreach (var member in fanout.Current.Locals)
+                    {
+                        member.Session.Keys.Maintain();
+                        if (!member.StartRekeyIfDue(Time, Options.RekeyDebounce))
+                            _ = member.Connection.CloseAsync(ClientConnection.CloseProtocolError, "control stream stalled");
+                    }
+                }
+                ReportFinishedRekeys();
+                Links.Tick();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (Exception e)
+        {
+            Log.TickFailed(_logger, e);
+        }
+    }
+
+    private void ReportFinishedRekeys()
+    {
+        foreach (var ((room, epoch), wait) in _rekeyWaits)
+        {
+            var done = wait.Needs.All(pair => pair.Key.RekeysCompleted >= pair.Value || pair.Key.Connection.IsClosed);
+            if (!done) continue;
+            _rekeyWaits.TryRemove((room, epoch), out _);
+            _ = ReportAsync(room, epoch);
+        }
+    }
+
+    private async Task ReportAsync(string room, long epoch)
+    {
+        try
+        {
+            await Agent.Rooms.ReportRekeyCompleteAsync(room, epoch).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            Log.ReportFailed(_logger, room, epoch, e);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync(CancellationToken.None).ConfigureAwait(false);
+        await Agent.DisposeAsync().ConfigureAwait(false);
+        Counters.Dispose();
+        _stopping.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1, Level = LogLevel.Information,
+            Message = "Gateway {GatewayId} serving clients on {ClientEndPoint} (QUIC), links on {LinkEndPoint} (UDP); cluster fingerprint {ClusterFingerprint}")]
+        public static partial void Started(ILogger logger, string gatewayId, IPEndPoint clientEndPoint, IPEndPoint linkEndPoint, string clusterFingerprint);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Leaving room {Room} (slot {Slot}) failed; the room will evict the member")]
+        public static partial void LeaveFailed(ILogger logger, string room, ushort slot, Exception exception);
+
+        [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Reporting the rekey of room {Room} to epoch {Epoch} failed")]
+        public static partial void ReportFailed(ILogger logger, string room, long epoch, Exception exception);
+
+        [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "Gateway maintenance loop failed")]
+        public static partial void TickFailed(ILogger logger, Exception exception);
+    }
+}

@@ -1,0 +1,322 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using Wzp.Grains;
+using Wzp.Protocol;
+
+namespace Wzp.Gateway;
+
+/// <summary>
+/// Links to other gateways (PROTOCOL.md §8): negotiated through the directory grain (offer and accept as opaque
+/// signed bytes), media over this gateway's one UDP socket. The gateway whose id sorts first offers; the other
+/// asks for an offer (an empty <see cref="LinkMessageKind.Accept"/>) when it needs a link first, so either side
+/// can bring a link up, and a restarted peer gets a fresh one. The offering side also starts link rekeys; their
+/// messages travel as control frames inside <see cref="LinkMessageKind.Rekey"/> (rekey, rekeyDone) and
+/// <see cref="LinkMessageKind.RekeyAck"/>.
+/// </summary>
+internal sealed partial class LinkManager(GatewayServer server, Socket socket, Forwarder forwarder, IGrainFactory grains, ILogger logger)
+{
+    private static readonly TimeSpan OfferRetry = TimeSpan.FromSeconds(3);
+
+    private readonly ConcurrentDictionary<string, LinkState> _links = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<uint, LinkPeer?> _byReceiveId = new(); // null: reserved during a negotiation
+    private readonly string _self = server.Options.GatewayId;
+    private Task _receiveLoop = Task.CompletedTask;
+
+    private sealed class LinkState
+    {
+        public readonly Lock Gate = new();
+        public LinkOfferer? Offerer;
+        public long OfferedAt = long.MinValue;
+        public LinkPeer? Established;
+    }
+
+    public void Start(CancellationToken stopping) => _receiveLoop = Task.Run(() => ReceiveLoopAsync(stopping), stopping);
+
+    public Task StopAsync()
+    {
+        foreach (var state in _links.Values)
+        {
+            lock (state.Gate)
+            {
+                state.Offerer?.Dispose();
+                state.Established?.Session.Dispose();
+            }
+        }
+        return _receiveLoop;
+    }
+
+    /// <summary>The established link to <paramref name="peerId"/>, starting its negotiation when there is none.</summary>
+    public LinkPeer? Ensure(string peerId)
+    {
+        var state = _links.GetOrAdd(peerId, static _ => new LinkState());
+        lock (state.Gate)
+        {
+            if (state.Established is { } link) return link;
+            var now = server.Time.GetTimestamp();
+            if (state.OfferedAt != long.MinValue && server.Time.GetElapsedTime(state.OfferedAt, now) < OfferRetry) return null;
+            state.OfferedAt = now;
+            if (LinkHandshake.ShouldOffer(_self, peerId))
+            {
+                state.Offerer?.Dispose();
+                state.Offerer = new LinkOfferer(server.Keys.Identity, server.Keys.Credential, server.Time);
+                Send(peerId, LinkMessageKind.Offer, state.Offerer.Offer.ToBytes());
+            }
+            else
+            {
+                Send(peerId, LinkMessageKind.Accept, []);
+            }
+            return null;
+        }
+    }
+
+    /// <summary>A link message from the directory (on an Orleans thread).</summary>
+    public void OnLinkMessage(LinkMessage message)
+    {
+        var peer = message.FromGatewayId;
+        var payload = message.Payload.AsSpan();
+        switch (message.Kind)
+        {
+            case LinkMessageKind.Offer when LinkOffer.TryParse(payload) is { } offer:
+                _ = AcceptAsync(peer, offer);
+                break;
+            case LinkMessageKind.Accept when payload.IsEmpty:
+                // The peer needs a link and we offer: make a fresh one (it may have restarted).
+                ForgetOffer(peer);
+                Ensure(peer);
+                break;
+            case LinkMessageKind.Accept when LinkAccept.TryParse(payload) is { } accept:
+                _ = CompleteAsync(peer, accept);
+                break;
+            case LinkMessageKind.Rekey or LinkMessageKind.RekeyAck:
+                OnRekeyMessage(peer, payload);
+                break;
+            default:
+                Log.BadLinkMessage(logger, peer, message.Kind.ToString());
+                break;
+        }
+    }
+
+    private void ForgetOffer(string peer)
+    {
+        var state = _links.GetOrAdd(peer, static _ => new LinkState());
+        lock (state.Gate) state.OfferedAt = long.MinValue;
+    }
+
+    private async Task AcceptAsync(string peer, LinkOffer offer)
+    {
+        if (offer.Credential.GatewayId != peer || LinkHandshake.ShouldOffer(_self, peer))
+        {
+            Log.LinkRefused(logger, peer, "offer from the wrong side or for another gateway id");
+            return;
+        }
+        var endpoint = await FindEndpointAsync(peer).ConfigureAwait(false);
+        if (endpoint is null) return;
+        var receiveId = NewReceiveId();
+        var step = LinkAcceptor.Accept(server.Keys.Identity, server.Keys.Credential, offer, linkIdForA: receiveId, linkIdForB: RandomId(), server.Time);
+        if (!step.Succeeded)
+        {
+            _byReceiveId.TryRemove(receiveId, out _);
+            Log.LinkRefused(logger, peer, step.Failure!.Message);
+            return;
+        }
+        Install(peer, step.Value!.Session, endpoint);
+        Send(peer, LinkMessageKind.Accept, step.Value.Accept.ToBytes());
+    }
+
+    private async Task CompleteAsync(string peer, LinkAccept accept)
+    {
+        var endpoint = await FindEndpointAsync(peer).ConfigureAwait(false);
+        if (endpoint is null) return;
+        var state = _links.GetOrAdd(peer, static _ => new LinkState());
+        Step<LinkSession> step;
+        lock (state.Gate)
+        {
+            if (state.Offerer is null || accept.Credential.GatewayId != peer) return;
+            step = state.Offerer.OnAccept(accept);
+            state.Offerer.Dispose();
+            state.Offerer = null;
+        }
+        if (!step.Succeeded || !_byReceiveId.TryAdd(step.Value!.ReceiveLinkId, null))
+        {
+            step.Value?.Dispose();
+            Log.LinkRefused(logger, peer, step.Failure?.Message ?? "link id collision");
+            ForgetOffer(peer);
+            return;
+        }
+        Install(peer, step.Value, endpoint);
+    }
+
+    private void Install(string peer, LinkSession session, SocketAddress endpoint)
+    {
+        var link = new LinkPeer(peer, session, endpoint, server.Time);
+        var state = _links.GetOrAdd(peer, static _ => new LinkState());
+        LinkPeer? old;
+        lock (state.Gate)
+        {
+            old = state.Established;
+            state.Established = link;
+        }
+        _byReceiveId[session.ReceiveLinkId] = link;
+        server.RefreshAllLinks();
+        if (old is not null)
+        {
+            _byReceiveId.TryRemove(new KeyValuePair<uint, LinkPeer?>(old.Session.ReceiveLinkId, old));
+            old.Session.Dispose();
+        }
+        Log.LinkUp(logger, peer, session.Role.ToString());
+    }
+
+    private uint NewReceiveId()
+    {
+        while (true)
+        {
+            var id = RandomId();
+            if (_byReceiveId.TryAdd(id, null)) return id; // reserved until Install
+        }
+    }
+
+    private static uint RandomId() => (uint)RandomNumberGenerator.GetInt32(1, int.MaxValue);
+
+    private async Task<SocketAddress?> FindEndpointAsync(string peer)
+    {
+        try
+        {
+            var gateways = await grains.GetGatewayDirectory().List().ConfigureAwait(false);
+            var info = gateways.FirstOrDefault(g => g.GatewayId == peer);
+            if (info is not null && IPEndPoint.TryParse(info.Registration.LinkEndpoint, out var endpoint)) return endpoint.Serialize();
+            Log.LinkRefused(logger, peer, "no usable link endpoint in the directory");
+        }
+        catch (Exception e)
+        {
+            Log.DirectoryFailed(logger, e);
+        }
+        return null;
+    }
+
+    private void Send(string peer, LinkMessageKind kind, byte[] payload) => _ = SendAsync(peer, kind, payload);
+
+    private async Task SendAsync(string peer, LinkMessageKind kind, byte[] payload)
+    {
+        try
+        {
+            var delivery = await server.Agent.SendLinkMessageAsync(peer, kind, [.. payload]).ConfigureAwait(false);
+            if (delivery != LinkDelivery.Sent) Log.LinkRefused(logger, peer, $"directory could not deliver: {delivery}");
+        }
+        catch (Exception e)
+        {
+            Log.DirectoryFailed(logger, e);
+        }
+    }
+
+    /// <summary>Periodic work: link rekeys (offering side) and wiping retired link keys.</summary>
+    public void Tick()
+    {
+        foreach (var (peer, state) in _links)
+        {
+            var link = state.Established;
+            if (link is null) continue;
+            link.Session.Keys.Maintain();
+            if (link.Session.Initiator is { } initiator && !initiator.InProgress && RekeyTriggers.IsDue(link.Session.Keys) &&
+                initiator.Request() is { } rekey)
+                Send(peer, LinkMessageKind.Rekey, ControlCodec.Encode(rekey));
+        }
+    }
+
+    private void OnRekeyMessage(string peer, ReadOnlySpan<byte> payload)
+    {
+        var link = _links.TryGetValue(peer, out var state) ? state.Established : null;
+        if (link is null) return;
+        ControlMessage message;
+        try
+        {
+            var frame = new System.Buffers.ReadOnlySequence<byte>(payload.ToArray());
+            if (!ControlCodec.TryReadFrame(ref frame, out var body)) return;
+            message = ControlCodec.Decode(body);
+        }
+        catch (ControlFrameException)
+        {
+            Log.BadLinkMessage(logger, peer, "rekey");
+            return;
+        }
+        switch (message)
+        {
+            case Rekey rekey when link.Session.Responder is { } responder:
+                var ack = responder.OnRekey(rekey);
+                if (ack.Succeeded) Send(peer, LinkMessageKind.RekeyAck, ControlCodec.Encode(ack.Value!));
+                else Log.LinkRefused(logger, peer, ack.Failure!.Message);
+                break;
+            case RekeyDone done when link.Session.Responder is { } responder:
+                if (responder.OnRekeyDone(done) is { } error) Log.LinkRefused(logger, peer, error.Message);
+                else forwarder.Counters.OnLinkRekey();
+                break;
+            case RekeyAck ackMessage when link.Session.Initiator is { } initiator:
+                var completion = initiator.OnAck(ackMessage);
+                if (!completion.Succeeded)
+                {
+                    Log.LinkRefused(logger, peer, completion.Failure!.Message);
+                    break;
+                }
+                forwarder.Counters.OnLinkRekey();
+                Send(peer, LinkMessageKind.Rekey, ControlCodec.Encode(completion.Value!.Done));
+                if (completion.Value.Next is { } next) Send(peer, LinkMessageKind.Rekey, ControlCodec.Encode(next));
+                break;
+            default:
+                Log.BadLinkMessage(logger, peer, message.Type);
+                break;
+        }
+    }
+
+    /// <summary>Media from other gateways: one socket, routed by link id, no allocation per datagram.</summary>
+    private async Task ReceiveLoopAsync(CancellationToken stopping)
+    {
+        var buffer = GC.AllocateUninitializedArray<byte>(2048, pinned: true);
+        var from = new SocketAddress(socket.AddressFamily);
+        while (!stopping.IsCancellationRequested)
+        {
+            int received;
+            try
+            {
+                received = await socket.ReceiveFromAsync(buffer, SocketFlags.None, from, stopping).ConfigureAwait(false);
+            }
+            catch (SocketException)
+            {
+                continue; // ICMP unreachable from a vanished peer, or a truncated datagram: not fatal
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+            var datagram = buffer.AsSpan(0, received);
+            if (!LinkDatagram.TryReadLinkId(datagram, out var linkId))
+            {
+                forwarder.Counters.Drop(GatewayDrop.Malformed);
+                continue;
+            }
+            if (!_byReceiveId.TryGetValue(linkId, out var link) || link is null)
+            {
+                forwarder.Counters.Drop(GatewayDrop.UnknownSession);
+                continue;
+            }
+            forwarder.OnLinkDatagram(link, datagram, server.Time.GetTimestamp());
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Link to gateway {Peer} established ({Role})")]
+        public static partial void LinkUp(ILogger logger, string peer, string role);
+
+        [LoggerMessage(EventId = 201, Level = LogLevel.Warning, Message = "Link with gateway {Peer} refused: {Reason}")]
+        public static partial void LinkRefused(ILogger logger, string peer, string reason);
+
+        [LoggerMessage(EventId = 202, Level = LogLevel.Warning, Message = "Malformed {Kind} link message from gateway {Peer}")]
+        public static partial void BadLinkMessage(ILogger logger, string peer, string kind);
+
+        [LoggerMessage(EventId = 203, Level = LogLevel.Warning, Message = "Gateway directory call failed")]
+        public static partial void DirectoryFailed(ILogger logger, Exception exception);
+    }
+}
