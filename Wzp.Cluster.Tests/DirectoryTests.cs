@@ -67,7 +67,10 @@ public sealed class DirectoryTests(ClusterFixture fixture)
                 async () => (await grain.GetSnapshot()).Members.All(member => member.GatewayId != silent.Id),
                 Patience,
                 $"the silent gateway's member left {room}");
-            Assert.Contains(watcher.EventsOf(room), e => e.Reason == RoomChangeReason.GatewayGone);
+            await Eventually.True(
+                () => watcher.EventsOf(room).Any(e => e.Reason == RoomChangeReason.GatewayGone),
+                Patience,
+                $"the watcher heard of the eviction in {room}");
             Assert.Single((await grain.GetSnapshot()).Members);
         }
     }
