@@ -1,4 +1,8 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Wzp.Grains;
+using Wzp.Grains.Routing;
 
 namespace Wzp.Cluster.Tests;
 
@@ -49,6 +53,39 @@ public sealed class PushTests(ClusterFixture fixture)
                 Patience,
                 $"{gateway.Id}'s table equals the room");
         }
+    }
+
+    [Fact]
+    public async Task GatewayHostedInsideASilo_ReceivesPushesLikeAClientGateway()
+    {
+        // The all-in-one mode: the gateway agent uses the silo's own grain factory, not a client's.
+        var data = new TestData(418);
+        var room = data.RoomName();
+        var siloGrains = fixture.Cluster.Silos[0].ServiceProvider.GetRequiredService<IGrainFactory>();
+        await using var inSilo = new GatewayAgent(
+            siloGrains,
+            new GatewayIdentity(data.GatewayId(), "127.0.0.1:0", []),
+            Options.Create(fixture.Options));
+        var received = new ConcurrentQueue<RoomEvent>();
+        inSilo.RoomEventReceived += received.Enqueue;
+        inSilo.Rooms.Changed += change =>
+        {
+            if (change.Current is { } current)
+            {
+                _ = inSilo.Rooms.ReportRekeyCompleteAsync(change.Room, current.Epoch);
+            }
+        };
+        await inSilo.StartAsync(CancellationToken.None);
+        await using var outside = await TestGateway.StartAsync(fixture, data.GatewayId());
+
+        Assert.Equal(JoinStatus.Joined, (await inSilo.Rooms.JoinAsync(room, data.Fingerprint(), data.Alias())).Status);
+        var joined = await outside.JoinAsync(room, data.Member());
+
+        await Eventually.True(
+            () => inSilo.Rooms.Get(room)?.BySlot.ContainsKey(joined.Slot) == true,
+            Patience,
+            "the in-silo gateway saw the outside member join");
+        Assert.Contains(received, e => e.Joined.Any(member => member.Slot == joined.Slot));
     }
 
     [Fact]

@@ -1,0 +1,129 @@
+using System.Net;
+using Microsoft.Extensions.Options;
+using Wzp.Client;
+using Wzp.Gateway;
+using Wzp.Grains;
+using Wzp.Protocol;
+
+namespace Wzp.Cluster.Tests;
+
+/// <summary>
+/// In-process gateways on loopback (QUIC on port 0, links on port 0) attached to the test cluster, sharing one
+/// cluster key, and real clients connected to them.
+/// </summary>
+public sealed class GatewayHarness : IAsyncDisposable
+{
+    private readonly ClusterFixture _fixture;
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), $"wzp-gw-{Guid.NewGuid():N}");
+    private readonly List<GatewayServer> _gateways = [];
+    private readonly List<WzpClient> _clients = [];
+
+    public GatewayHarness(ClusterFixture fixture)
+    {
+        _fixture = fixture;
+        Directory.CreateDirectory(_directory);
+    }
+
+    public string ClusterKeyFile => Path.Combine(_directory, "cluster.seed");
+
+    public Fingerprint ClusterFingerprint => _gateways[0].Keys.ClusterFingerprint;
+
+    public async Task<GatewayServer> StartGatewayAsync(string? id = null, Action<GatewayOptions>? configure = null)
+    {
+        id ??= $"gw-{Guid.NewGuid():N}"[..12];
+        var options = new GatewayOptions
+        {
+            GatewayId = id,
+            ListenAddress = "127.0.0.1:0",
+            LinkListenAddress = "127.0.0.1:0",
+            DataDirectory = Path.Combine(_directory, id),
+            SelfIssueCredential = true,
+            ClusterKeyFile = ClusterKeyFile,
+        };
+        configure?.Invoke(options);
+        var keys = GatewayKeys.Load(options, TimeProvider.System);
+        var server = new GatewayServer(options, keys, _fixture.Client, Microsoft.Extensions.Options.Options.Create(_fixture.Options));
+        await server.StartAsync(CancellationToken.None);
+        _gateways.Add(server);
+        return server;
+    }
+
+    public async Task<WzpClient> JoinAsync(GatewayServer gateway, string room, string alias)
+    {
+        var client = await WzpClient.ConnectAsync(new WzpClientOptions
+        {
+            Gateway = new GatewayAddress("127.0.0.1", gateway.ClientEndPoint.Port),
+            Identity = Identity.Generate(),
+            Room = room,
+            Alias = alias,
+            PinnedClusterFingerprint = gateway.Keys.ClusterFingerprint,
+            KnownClustersPath = Path.Combine(_directory, "known_clusters"),
+            Reconnect = false,
+        });
+        _clients.Add(client);
+        return client;
+    }
+
+    public async Task StopAsync(GatewayServer gateway)
+    {
+        _gateways.Remove(gateway);
+        await gateway.DisposeAsync();
+        gateway.Keys.Dispose();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var client in _clients) await client.DisposeAsync();
+        foreach (var gateway in _gateways)
+        {
+            await gateway.DisposeAsync();
+            gateway.Keys.Dispose();
+        }
+        Directory.Delete(_directory, recursive: true);
+    }
+}
+
+/// <summary>Media frames with payloads that say who sent them and which frame they are.</summary>
+public static class Speech
+{
+    public static MediaHeader Header(int sequence) =>
+        new(false, false, CodecId.Opus24k, false, 13, (ushort)sequence, (uint)(sequence * 20), 0, 0, 0, 0);
+
+    public static byte[] Payload(string speaker, int sequence)
+    {
+        var payload = new byte[160];
+        System.Text.Encoding.ASCII.GetBytes($"{speaker}:{sequence:D5}:").CopyTo(payload, 0);
+        for (var i = 16; i < payload.Length; i++) payload[i] = (byte)(sequence * 31 + i);
+        return payload;
+    }
+
+    /// <summary>Sends <paramref name="count"/> frames, a few milliseconds apart as a talker would.</summary>
+    public static async Task TalkAsync(WzpClient client, string speaker, int count, int firstSequence = 0)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(4));
+        for (var i = firstSequence; i < firstSequence + count; i++)
+        {
+            Assert.True(client.TrySend(Header(i), Payload(speaker, i)), $"{speaker} could not queue frame {i}");
+            await timer.WaitForNextTickAsync();
+        }
+    }
+
+    /// <summary>Collects frames until <paramref name="expected"/> have arrived or the deadline passes.</summary>
+    public static async Task<List<MediaFrame>> ListenAsync(WzpClient client, int expected, TimeSpan timeout)
+    {
+        var frames = new List<MediaFrame>();
+        using var deadline = new CancellationTokenSource(timeout);
+        try
+        {
+            await foreach (var frame in client.ReceiveAsync(deadline.Token))
+            {
+                frames.Add(frame with { Payload = frame.Payload.ToArray() });
+                if (frames.Count >= expected) break;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        return frames;
+    }
+}

@@ -1,0 +1,143 @@
+using Wzp.Client;
+using Wzp.Gateway;
+using Wzp.Protocol;
+
+namespace Wzp.Cluster.Tests;
+
+/// <summary>
+/// The relay path end to end: TestingHost silos, in-process gateways, real clients over QUIC on loopback.
+/// Every recipient must decrypt every frame of every other member with its own hop keys, byte for byte.
+/// </summary>
+[Collection(ClusterFixture.Collection)]
+public sealed class GatewayRelayTests(ClusterFixture fixture)
+{
+    private const int Frames = 150;
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
+
+    private static string NewRoom() => $"room-{Guid.NewGuid():N}";
+
+    private static Task AllSeeEachOther(IReadOnlyList<WzpClient> clients) =>
+        Eventually.True(() => Task.FromResult(clients.All(c => c.Others.Count == clients.Count - 1)), Patience, "every member sees every other");
+
+    /// <summary>Each client talks and listens at once; each must hear exactly the others' frames, intact.</summary>
+    private static async Task AssertEveryoneHearsEveryone(IReadOnlyList<WzpClient> clients, IReadOnlyList<string> names)
+    {
+        var listening = clients.Select(c => Speech.ListenAsync(c, Frames * (clients.Count - 1), Patience)).ToArray();
+        await Task.WhenAll(clients.Select((c, i) => Speech.TalkAsync(c, names[i], Frames)));
+        var heard = await Task.WhenAll(listening);
+        for (var i = 0; i < clients.Count; i++)
+        {
+            Assert.DoesNotContain(heard[i], f => f.Source == clients[i].Slot); // never its own media
+            for (var j = 0; j < clients.Count; j++)
+            {
+                if (i == j) continue;
+                var fromJ = heard[i].Where(f => f.Source == clients[j].Slot).OrderBy(f => f.Header.Sequence).ToList();
+                Assert.True(Frames == fromJ.Count, $"{names[i]} heard {fromJ.Count} of {Frames} frames from {names[j]}");
+                for (var n = 0; n < Frames; n++)
+                {
+                    Assert.Equal(Speech.Header(n), fromJ[n].Header);
+                    Assert.Equal(Speech.Payload(names[j], n), fromJ[n].Payload.ToArray());
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public async Task MultiClientRelayPath_OneGateway_BothDirectionsByteIdentical()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var gateway = await harness.StartGatewayAsync();
+        var room = NewRoom();
+        var alice = await harness.JoinAsync(gateway, room, "alice");
+        var bob = await harness.JoinAsync(gateway, room, "bob");
+        await AllSeeEachOther([alice, bob]);
+        await AssertEveryoneHearsEveryone([alice, bob], ["alice", "bob"]);
+        Assert.True(gateway.Counters.Forwarded >= 2 * Frames);
+    }
+
+    [Fact]
+    public async Task MultiClientRelayPath_TwoGateways_BothDirectionsByteIdentical()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var g1 = await harness.StartGatewayAsync();
+        var g2 = await harness.StartGatewayAsync();
+        var room = NewRoom();
+        var alice = await harness.JoinAsync(g1, room, "alice");
+        var bob = await harness.JoinAsync(g2, room, "bob");
+        await AllSeeEachOther([alice, bob]);
+        await Eventually.True(() => Task.FromResult(g1.Links.Ensure(g2.Options.GatewayId) is not null && g2.Links.Ensure(g1.Options.GatewayId) is not null),
+            Patience, "the two gateways have a link");
+        await AssertEveryoneHearsEveryone([alice, bob], ["alice", "bob"]);
+        Assert.True(g1.Counters.LinkForwarded >= Frames);
+        Assert.True(g2.Counters.LinkForwarded >= Frames);
+    }
+
+    [Fact]
+    public async Task FiveMembersOnThreeGateways_EachHearsTheOtherFourWithTheirSlots()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var gateways = new[] { await harness.StartGatewayAsync(), await harness.StartGatewayAsync(), await harness.StartGatewayAsync() };
+        var room = NewRoom();
+        var names = new[] { "ann", "ben", "cat", "dan", "eve" };
+        var clients = new List<WzpClient>();
+        for (var i = 0; i < names.Length; i++) clients.Add(await harness.JoinAsync(gateways[i % 3], room, names[i]));
+        await AllSeeEachOther(clients);
+        await Eventually.True(() => Task.FromResult(gateways.All(g => gateways.Where(o => o != g).All(o => g.Links.Ensure(o.Options.GatewayId) is not null))),
+            Patience, "every pair of gateways has a link");
+        Assert.Equal(names.Length, clients.Select(c => c.Slot).Distinct().Count());
+        await AssertEveryoneHearsEveryone(clients, names);
+    }
+
+    [Fact]
+    public async Task JoinAndLeaveMidCall_RemainingMembersRekeyWithoutLosingAFrame()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var gateway = await harness.StartGatewayAsync();
+        var room = NewRoom();
+        var alice = await harness.JoinAsync(gateway, room, "alice");
+        var bob = await harness.JoinAsync(gateway, room, "bob");
+        await AllSeeEachOther([alice, bob]);
+        var aliceEpoch = alice.GetStatistics().Epoch;
+        var bobEpoch = bob.GetStatistics().Epoch;
+
+        // Bob listens while Alice talks throughout a join and a leave.
+        var listening = Speech.ListenAsync(bob, 3 * Frames, Patience);
+        var talking = Speech.TalkAsync(alice, "alice", 3 * Frames);
+        var carol = await harness.JoinAsync(gateway, room, "carol");
+        await Eventually.True(() => Task.FromResult(alice.GetStatistics().Epoch > aliceEpoch && bob.GetStatistics().Epoch > bobEpoch),
+            Patience, "alice's and bob's hop epochs advance after carol joins");
+        var afterJoin = (alice.GetStatistics().Epoch, bob.GetStatistics().Epoch);
+        await carol.LeaveAsync();
+        await Eventually.True(() => Task.FromResult(alice.GetStatistics().Epoch > afterJoin.Item1 && bob.GetStatistics().Epoch > afterJoin.Item2),
+            Patience, "alice's and bob's hop epochs advance again after carol leaves");
+        await talking;
+        var heard = await listening;
+        var sequences = heard.Where(f => f.Source == alice.Slot).Select(f => (int)f.Header.Sequence).Order().ToList();
+        Assert.Equal(Enumerable.Range(0, 3 * Frames), sequences); // not one frame lost across two rekeys
+    }
+
+    [Fact]
+    public async Task GarbageAndReplays_AreCountedDrops_AndTheRoomKeepsTalking()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var gateway = await harness.StartGatewayAsync();
+        var room = NewRoom();
+        var alice = await harness.JoinAsync(gateway, room, "alice");
+        var bob = await harness.JoinAsync(gateway, room, "bob");
+        await AllSeeEachOther([alice, bob]);
+
+        // An intruder completes QUIC but never the Wzp handshake, then sprays datagrams.
+        await using (var intruder = await Quic.QuicClient.ConnectAsync("127.0.0.1", gateway.ClientEndPoint.Port, new Quic.QuicClientOptions()))
+        {
+            var random = new Random(1);
+            var junk = new byte[200];
+            for (var i = 0; i < 500; i++)
+            {
+                random.NextBytes(junk.AsSpan(0, random.Next(1, junk.Length)));
+                intruder.SendDatagram(junk.AsSpan(0, random.Next(1, junk.Length)));
+            }
+            await Eventually.True(() => Task.FromResult(gateway.Counters.Drops(GatewayDrop.UnknownSession) > 0), Patience, "intruder datagrams are counted");
+        }
+        await AssertEveryoneHearsEveryone([alice, bob], ["alice", "bob"]);
+    }
+}
