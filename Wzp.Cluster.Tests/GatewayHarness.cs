@@ -2,7 +2,6 @@ using System.Net;
 using Microsoft.Extensions.Options;
 using Wzp.Client;
 using Wzp.Gateway;
-using Wzp.Grains;
 using Wzp.Protocol;
 
 namespace Wzp.Cluster.Tests;

@@ -65,7 +65,7 @@ public sealed class GatewayRelayTests(ClusterFixture fixture)
         var alice = await harness.JoinAsync(g1, room, "alice");
         var bob = await harness.JoinAsync(g2, room, "bob");
         await AllSeeEachOther([alice, bob]);
-        await Eventually.True(() => Task.FromResult(g1.Links.Ensure(g2.Options.GatewayId) is not null && g2.Links.Ensure(g1.Options.GatewayId) is not null),
+        await Eventually.True(() => Task.FromResult(g1.HasLinkTo(g2.Options.GatewayId) && g2.HasLinkTo(g1.Options.GatewayId)),
             Patience, "the two gateways have a link");
         await AssertEveryoneHearsEveryone([alice, bob], ["alice", "bob"]);
         Assert.True(g1.Counters.LinkForwarded >= Frames);
@@ -82,7 +82,7 @@ public sealed class GatewayRelayTests(ClusterFixture fixture)
         var clients = new List<WzpClient>();
         for (var i = 0; i < names.Length; i++) clients.Add(await harness.JoinAsync(gateways[i % 3], room, names[i]));
         await AllSeeEachOther(clients);
-        await Eventually.True(() => Task.FromResult(gateways.All(g => gateways.Where(o => o != g).All(o => g.Links.Ensure(o.Options.GatewayId) is not null))),
+        await Eventually.True(() => Task.FromResult(gateways.All(g => gateways.Where(o => o != g).All(o => g.HasLinkTo(o.Options.GatewayId)))),
             Patience, "every pair of gateways has a link");
         Assert.Equal(names.Length, clients.Select(c => c.Slot).Distinct().Count());
         await AssertEveryoneHearsEveryone(clients, names);

@@ -87,6 +87,9 @@ public sealed partial class GatewayServer : IAsyncDisposable
 
     internal ILogger ClientLogger => _logger;
 
+    /// <summary>True once a link to gateway <paramref name="peerId"/> is established.</summary>
+    public bool HasLinkTo(string peerId) => Links.Get(peerId) is not null;
+
     /// <summary>Members on this gateway, by room, as the forwarding path sees them.</summary>
     public IReadOnlyDictionary<string, int> LocalMembers => _forwarder.Rooms.ToDictionary(r => r.Room, r => r.Current.Locals.Length);
 

@@ -49,6 +49,9 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
         return _receiveLoop;
     }
 
+    /// <summary>The established link to <paramref name="peerId"/>, if any.</summary>
+    public LinkPeer? Get(string peerId) => _links.TryGetValue(peerId, out var state) ? state.Established : null;
+
     /// <summary>The established link to <paramref name="peerId"/>, starting its negotiation when there is none.</summary>
     public LinkPeer? Ensure(string peerId)
     {
