@@ -23,8 +23,8 @@ public sealed class QuicConnectionTests(CertificateFixture certs)
             Assert.False(client.IsServer);
             Assert.Equal(listener.LocalEndPoint, client.RemoteEndPoint);
             Assert.Equal(IPAddress.Loopback, server.RemoteEndPoint.Address);
-            Assert.Equal(1197, client.MaxDatagramPayload);
-            Assert.Equal(1197, server.MaxDatagramPayload);
+            Assert.Equal(QuicDefaults.MaxDatagramPayload, client.MaxDatagramPayload);
+            Assert.Equal(QuicDefaults.MaxDatagramPayload, server.MaxDatagramPayload);
         }
     }
 

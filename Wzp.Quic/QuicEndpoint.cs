@@ -41,6 +41,7 @@ internal sealed class QuicEndpoint : IAsyncDisposable
     private readonly byte[] _sendAddress = GC.AllocateUninitializedArray<byte>(AddressCapacity, pinned: true);
     private readonly SocketAddress _sendSocketAddress;
     private readonly byte[] _eventBuffer = GC.AllocateUninitializedArray<byte>(EventBufferSize, pinned: true);
+    private readonly bool _batchReceives;
     private ulong _scheduledExpiry = ulong.MaxValue;
     private Task _receiveLoop = Task.CompletedTask;
     private bool _disposed;
@@ -50,6 +51,7 @@ internal sealed class QuicEndpoint : IAsyncDisposable
         _socket = socket;
         _handle = handle;
         _acceptConnection = acceptConnection;
+        _batchReceives = acceptConnection is not null;
         _sendSocketAddress = new SocketAddress(socket.AddressFamily);
         _timer = new Timer(static state => ((QuicEndpoint)state!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
     }
@@ -406,9 +408,10 @@ internal sealed class QuicEndpoint : IAsyncDisposable
                 ulong now = Now();
                 FeedLocked(buffer, received, from, now);
 
-                // Drain what is already queued in the kernel before flushing, so ACKs and replies
-                // for a burst go out together.
-                for (int i = 0; i < ReceiveBatch && _socket.Available > 0; i++)
+                // A listener drains what is already queued in the kernel before flushing, so ACKs
+                // and replies for a burst go out together. A client, with one connection and light
+                // traffic, would mostly pay the extra FIONREAD system call for nothing.
+                for (int i = 0; _batchReceives && i < ReceiveBatch && _socket.Available > 0; i++)
                 {
                     try
                     {

@@ -17,9 +17,10 @@ public abstract class QuicEndpointOptions
     public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>The <c>max_datagram_frame_size</c> transport parameter: the largest DATAGRAM frame
-    /// (payload plus 3 bytes of framing) this side accepts. Defaults to 1200 (PROTOCOL.md §3).
-    /// Must be at least 1200 and at most 1400.</summary>
-    public int MaxDatagramFrameSize { get; set; } = 1200;
+    /// this side accepts, payload plus 3 bytes of framing. Defaults to 1203, so that a media
+    /// datagram of the protocol's maximum 1200 bytes fits (PROTOCOL.md §3 asks for at least 1200;
+    /// with exactly 1200 the largest payload would be 1197). Must be 1200 to 1400.</summary>
+    public int MaxDatagramFrameSize { get; set; } = 1203;
 
     /// <summary>Receive window of the control stream in bytes. Defaults to 256 KiB, which bounds
     /// what a peer can make us buffer when the application does not read.</summary>
@@ -159,6 +160,9 @@ public sealed class QuicClientOptions : QuicEndpointOptions
 /// <summary>Protocol constants.</summary>
 public static class QuicDefaults
 {
+    /// <summary>Largest datagram payload with the default <see cref="QuicEndpointOptions.MaxDatagramFrameSize"/>.</summary>
+    public const int MaxDatagramPayload = 1200;
+
     /// <summary>ALPN of the Wzp protocol (PROTOCOL.md §3).</summary>
     public const string Alpn = "wzp/1";
 
