@@ -154,6 +154,8 @@ public sealed class QuicServerTests(CertificateFixture certs, ITestOutputHelper 
             output.WriteLine($"after junk: {stats}");
             Assert.Equal(1L, stats.Connections);
             Assert.True(stats.PacketsReceived - receivedBefore >= 95_000, "most junk should have reached the endpoint");
+            Assert.True(stats.StatelessResetsSent > 0);
+            Assert.True(stats.VersionNegotiationsSent > 0);
 
             // The established connection still works both ways, datagrams and stream.
             byte[] payload = [9, 8, 7];
@@ -202,6 +204,32 @@ public sealed class QuicServerTests(CertificateFixture certs, ITestOutputHelper 
             byte[] payload = [42];
             Assert.Equal(payload, await TestUtil.SendUntilReceivedAsync(client2, server2, payload));
             Assert.Equal(payload, await TestUtil.SendUntilReceivedAsync(server2, client2, payload));
+        }
+    }
+
+    [Fact]
+    public async Task RestartedServerWithSameResetKey_ResetsItsFormerClientsAtOnce()
+    {
+        byte[] key = new byte[32];
+        Random.Shared.NextBytes(key);
+        QuicListener first = QuicListener.Start(certs.ListenerOptions(o => o.StatelessResetKey = key));
+        IPEndPoint address = first.LocalEndPoint;
+        var (client, server) = await TestUtil.ConnectPairAsync(first);
+        await using (client)
+        {
+            // The server "crashes": no CONNECTION_CLOSE, all state gone.
+            await first.DisposeAsync(sayGoodbye: false);
+            await server.DisposeAsync();
+
+            await using QuicListener second = QuicListener.Start(certs.ListenerOptions(o =>
+            {
+                o.EndPoint = address;
+                o.StatelessResetKey = key;
+            }));
+            client.SendDatagram([1]);
+            QuicCloseInfo info = await client.Closed.WaitAsync(TestUtil.Timeout);
+            Assert.True(info.IsStatelessReset, info.ToString());
+            Assert.True(second.GetStatistics().StatelessResetsSent >= 1);
         }
     }
 

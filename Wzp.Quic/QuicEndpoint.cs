@@ -73,7 +73,8 @@ internal sealed class QuicEndpoint : IAsyncDisposable
         TimeSpan keepAlive = default,
         int maxConnections = 0,
         int maxConnectionsPerAddress = 0,
-        bool requireRetry = false)
+        bool requireRetry = false,
+        byte[]? staticSecret = null)
     {
         var socket = new Socket(bindTo.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         var strings = new List<nint>();
@@ -114,6 +115,13 @@ internal sealed class QuicEndpoint : IAsyncDisposable
                 MaxStreamSendBuffer = (ulong)options.StreamSendBufferLimit,
                 PeerUniStreams = (ulong)options.PeerUnidirectionalStreams,
             };
+            if (staticSecret is not null)
+            {
+                nint secret = Marshal.AllocCoTaskMem(staticSecret.Length);
+                strings.Add(secret);
+                Marshal.Copy(staticSecret, 0, secret, staticSecret.Length);
+                config.StaticSecret = secret;
+            }
 
             SocketAddress local = socket.LocalEndPoint!.Serialize();
             Span<byte> localBytes = stackalloc byte[local.Size];

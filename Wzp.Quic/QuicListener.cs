@@ -50,7 +50,8 @@ public sealed class QuicListener : IAsyncDisposable
             privateKeyPath: options.PrivateKeyPath,
             maxConnections: options.MaxConnections,
             maxConnectionsPerAddress: options.MaxConnectionsPerAddress,
-            requireRetry: options.RequireAddressValidation);
+            requireRetry: options.RequireAddressValidation,
+            staticSecret: options.StatelessResetKey);
         listener._endpoint.Start();
         return listener;
     }
@@ -63,10 +64,13 @@ public sealed class QuicListener : IAsyncDisposable
     public QuicListenerStatistics GetStatistics() => _endpoint.GetStatistics();
 
     /// <summary>Closes every connection (error code 0) and the socket.</summary>
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync() => DisposeAsync(sayGoodbye: true);
+
+    /// <param name="sayGoodbye">False only in tests that simulate a crashed server.</param>
+    internal async ValueTask DisposeAsync(bool sayGoodbye)
     {
         _accepted.Writer.TryComplete();
-        await _endpoint.DisposeAsync().ConfigureAwait(false);
+        await _endpoint.DisposeAsync(sayGoodbye).ConfigureAwait(false);
         while (_accepted.Reader.TryRead(out QuicConnection? c))
         {
             await c.DisposeAsync().ConfigureAwait(false);

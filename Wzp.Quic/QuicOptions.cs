@@ -111,6 +111,12 @@ public sealed class QuicListenerOptions : QuicEndpointOptions
     /// round trip per handshake; worth it under spoofed-source floods. Defaults to false.</summary>
     public bool RequireAddressValidation { get; set; }
 
+    /// <summary>32 secret bytes from which stateless-reset tokens and Retry tokens are derived. Keep
+    /// them across restarts (e.g. beside the certificate, readable by the gateway only) so that a
+    /// restarted gateway answers its former clients' packets with a stateless reset and they
+    /// reconnect at once instead of waiting out the idle timeout. Null (the default): random per start.</summary>
+    public byte[]? StatelessResetKey { get; set; }
+
     /// <summary>Accepted connections waiting for <see cref="QuicListener.AcceptAsync"/> at most;
     /// beyond it new connections are closed at once. Defaults to 1024.</summary>
     public int AcceptQueueCapacity { get; set; } = 1024;
@@ -122,6 +128,11 @@ public sealed class QuicListenerOptions : QuicEndpointOptions
         if (string.IsNullOrEmpty(CertificatePath) || string.IsNullOrEmpty(PrivateKeyPath))
         {
             throw new ArgumentException("CertificatePath and PrivateKeyPath are required.");
+        }
+
+        if (StatelessResetKey is not null && StatelessResetKey.Length != 32)
+        {
+            throw new ArgumentException("StatelessResetKey must be 32 bytes.", nameof(StatelessResetKey));
         }
 
         if (MaxConnections < 1 || MaxConnectionsPerAddress < 1 || AcceptQueueCapacity < 1)

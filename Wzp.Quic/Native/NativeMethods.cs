@@ -43,6 +43,7 @@ internal static unsafe partial class NativeMethods
         public ulong StreamWindow;
         public ulong MaxStreamSendBuffer;
         public ulong PeerUniStreams;
+        public nint StaticSecret;
     }
 
     [StructLayout(LayoutKind.Sequential)]

@@ -909,7 +909,8 @@ static void send_stateless_reset(wzp_endpoint *ep, const uint8_t *dcid, size_t d
                                  uint64_t now) {
   /* Only for our own CID length, and always smaller than the trigger so that two endpoints
      cannot ping-pong resets forever. */
-  if (dcidlen != WZP_SCIDLEN || pktlen < 1 + WZP_SCIDLEN + 22) return;
+  if (dcidlen != WZP_SCIDLEN || pktlen < 1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN + NGTCP2_STATELESS_RESET_TOKENLEN + 1)
+    return;
   size_t randlen = pktlen - 1 - NGTCP2_STATELESS_RESET_TOKENLEN - 1;
   if (randlen > 40) randlen = 40;
   if (randlen < NGTCP2_MIN_STATELESS_RESET_RANDLEN) return;
@@ -1142,7 +1143,11 @@ int wzp_endpoint_new(const wzp_config *cfg, const uint8_t *local_sa, uint32_t lo
   ep->max_send_buffer = cfg->max_stream_send_buffer ? cfg->max_stream_send_buffer : 1024 * 1024;
   memcpy(&ep->local, local_sa, local_salen);
   ep->locallen = local_salen;
-  rand_bytes(ep->secret, sizeof(ep->secret));
+  /* A secret kept across restarts lets a restarted server reset its old connections at once. */
+  if (cfg->static_secret)
+    memcpy(ep->secret, cfg->static_secret, sizeof(ep->secret));
+  else
+    rand_bytes(ep->secret, sizeof(ep->secret));
   ep->tokens = WZP_STATELESS_BURST;
   if (!ep->alpn || map_init(&ep->cids, 256) || map_init(&ep->ids, 256) || map_init(&ep->addrs, 64))
     FAIL("out of memory");

@@ -62,6 +62,7 @@ typedef struct wzp_config {
   uint64_t stream_window; /* receive window of the control stream */
   uint64_t max_stream_send_buffer; /* unacknowledged control-stream bytes kept at most */
   uint64_t peer_uni_streams; /* tests only: HTTP/3 peers need 3 to complete a handshake */
+  const uint8_t *static_secret; /* 32 bytes keying stateless resets and Retry tokens; NULL: random */
 } wzp_config;
 
 typedef struct wzp_event {
