@@ -153,4 +153,39 @@ public sealed class QuicConnectionTests(CertificateFixture certs)
             Assert.Equal(1L, listener.GetStatistics().Connections);
         }
     }
+
+    [Fact]
+    public async Task TrustedCertificate_IsVerified_AndAStrangerIsRejected()
+    {
+        await using QuicListener listener = QuicListener.Start(certs.ListenerOptions());
+        var trusting = new QuicClientOptions { TrustedCertificatesPath = certs.CertificatePath, ServerName = "localhost" };
+        var (client, server) = await TestUtil.ConnectPairAsync(listener, trusting);
+        await client.DisposeAsync();
+        await server.DisposeAsync();
+
+        string otherCert = Path.Combine(certs.Directory, "other-cert.pem");
+        QuicCertificate.EnsureSelfSigned(otherCert, Path.Combine(certs.Directory, "other-key.pem"));
+        var suspicious = new QuicClientOptions { TrustedCertificatesPath = otherCert, ServerName = "localhost" };
+        QuicException e = await Assert.ThrowsAsync<QuicException>(
+            () => QuicClient.ConnectAsync(listener.LocalEndPoint, suspicious).WaitAsync(TestUtil.Timeout));
+        Assert.True(e.CloseInfo.IsLocal);
+        Assert.False(e.CloseInfo.IsApplicationError);
+    }
+
+    [Fact]
+    public async Task KeepAlive_HoldsAnIdleConnectionOpenBeyondTheIdleTimeout()
+    {
+        await using QuicListener listener = QuicListener.Start(certs.ListenerOptions(o => o.IdleTimeout = TimeSpan.FromSeconds(1)));
+        var options = new QuicClientOptions { KeepAliveInterval = TimeSpan.FromMilliseconds(200) };
+        var (client, server) = await TestUtil.ConnectPairAsync(listener, options);
+        await using (client)
+        await using (server)
+        {
+            // Ten keep-alives span twice the idle timeout; without them the server would have closed.
+            long start = server.GetStatistics().PacketsReceived;
+            await TestUtil.WaitUntilAsync(() => server.IsClosed || server.GetStatistics().PacketsReceived >= start + 10, "keep-alive packets");
+            Assert.False(server.IsClosed);
+            Assert.False(client.IsClosed);
+        }
+    }
 }
