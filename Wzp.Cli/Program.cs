@@ -1,2 +1,3 @@
-Console.Error.WriteLine("wzp: the command line is not built yet (issue 6).");
-return 1;
+using Wzp.Cli;
+
+return await WzpCommand.RunAsync(args, Console.Out, Console.Error);

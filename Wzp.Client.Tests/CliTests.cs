@@ -1,0 +1,196 @@
+using System.Diagnostics;
+using Wzp.Cli;
+using Wzp.Protocol;
+
+namespace Wzp.Client.Tests;
+
+/// <summary>The <c>wzp</c> command through its entry point (in-process, fast) and as a real process.</summary>
+public sealed class CliTests
+{
+    private const string Seed42 = "4242424242424242424242424242424242424242424242424242424242424242";
+    private const string Seed42Fingerprint = "518e:b935:62fa:9e34:e59c:28b6:7fc2:d384";
+
+    internal static async Task<(int Code, string Out, string Error)> RunAsync(params string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var code = await WzpCommand.RunAsync(args, output, error);
+        return (code, output.ToString(), error.ToString());
+    }
+
+    private static void AssertOneLineFailure((int Code, string Out, string Error) result, string contains, int code = ExitCodes.Failure)
+    {
+        Assert.Equal(code, result.Code);
+        var lines = result.Error.TrimEnd('\n').Split('\n');
+        Assert.Single(lines);
+        Assert.StartsWith("wzp: ", lines[0]);
+        Assert.Contains(contains, lines[0]);
+        Assert.DoesNotContain("   at ", result.Error);
+    }
+
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("join", "--help")]
+    [InlineData("keygen", "--help")]
+    [InlineData("fingerprint", "--help")]
+    [InlineData("cluster", "--help")]
+    [InlineData("cluster", "issue", "--help")]
+    [InlineData("relay", "--help")]
+    public async Task Help_ExitsZeroWithUsage(params string[] args)
+    {
+        var (code, output, _) = await RunAsync(args);
+        Assert.Equal(0, code);
+        Assert.Contains("Usage:", output);
+    }
+
+    [Fact]
+    public async Task Fingerprint_OfSeed42_IsTheKnownOne()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.File("id"), Seed42 + "\n");
+        var (code, output, _) = await RunAsync("fingerprint", "--identity", dir.File("id"));
+        Assert.Equal(0, code);
+        Assert.Equal(Seed42Fingerprint, output.Trim());
+    }
+
+    [Fact]
+    public async Task Keygen_CreatesASeedFileWhoseFingerprintItPrints_AndNeverOverwrites()
+    {
+        using var dir = new TempDirectory();
+        var path = dir.File("keys/me");
+        var (code, output, _) = await RunAsync("keygen", "--out", path);
+        Assert.Equal(0, code);
+        using var identity = SeedFile.Load(path);
+        Assert.Contains(identity.Fingerprint.ToString(), output);
+        if (!OperatingSystem.IsWindows()) Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+        var before = File.ReadAllText(path);
+        AssertOneLineFailure(await RunAsync("keygen", "--out", path), "already exists");
+        Assert.Equal(before, File.ReadAllText(path));
+    }
+
+    [Fact]
+    public async Task Fingerprint_MissingOrMalformedFile_FailsWithOneLine()
+    {
+        using var dir = new TempDirectory();
+        AssertOneLineFailure(await RunAsync("fingerprint", "--identity", dir.File("none")), "no identity");
+        File.WriteAllText(dir.File("bad"), "xyz");
+        AssertOneLineFailure(await RunAsync("fingerprint", "--identity", dir.File("bad")), "malformed");
+    }
+
+    [Fact]
+    public async Task ClusterIssue_OutputVerifiesAgainstTheClusterKey()
+    {
+        using var dir = new TempDirectory();
+        var (initCode, initOut, _) = await RunAsync("cluster", "init", "--dir", dir.File("cluster"));
+        Assert.Equal(0, initCode);
+        using var cluster = SeedFile.Load(dir.File("cluster/cluster.key"));
+        Assert.Contains(cluster.Fingerprint.ToString(), initOut);
+        using var gateway = Identity.Generate();
+
+        var (code, output, _) = await RunAsync("cluster", "issue", "--dir", dir.File("cluster"), "--gateway-id", "gw-7",
+            "--gateway-key", Convert.ToHexString(gateway.PublicKey), "--days", "3");
+        Assert.Equal(0, code);
+        var credential = GatewayCredential.FromJson(output);
+        Assert.Equal(CredentialStatus.Valid, credential.Verify(cluster.PublicKey, DateTimeOffset.UtcNow));
+        Assert.Equal("gw-7", credential.GatewayId);
+        Assert.Equal(gateway.PublicKey, credential.GatewayKey);
+        Assert.Equal(CredentialStatus.Expired, credential.Verify(cluster.PublicKey, DateTimeOffset.UtcNow.AddDays(4)));
+    }
+
+    [Fact]
+    public async Task ClusterIssue_FromIdentityFile_ToFile()
+    {
+        using var dir = new TempDirectory();
+        await RunAsync("cluster", "init", "--dir", dir.File("c"));
+        File.WriteAllText(dir.File("gw.key"), Seed42);
+        var (code, _, _) = await RunAsync("cluster", "issue", "--dir", dir.File("c"), "--gateway-id", "g", "--gateway-identity", dir.File("gw.key"),
+            "--out", dir.File("cred.json"));
+        Assert.Equal(0, code);
+        var credential = GatewayCredential.FromJson(File.ReadAllText(dir.File("cred.json")));
+        Assert.Equal(Seed42Fingerprint, Fingerprint.Of(credential.GatewayKey).ToString());
+    }
+
+    [Fact]
+    public async Task ClusterInit_Twice_KeepsTheKey()
+    {
+        using var dir = new TempDirectory();
+        await RunAsync("cluster", "init", "--dir", dir.Path);
+        var key = File.ReadAllText(dir.File("cluster.key"));
+        var (code, output, _) = await RunAsync("cluster", "init", "--dir", dir.Path);
+        Assert.Equal(0, code);
+        Assert.Contains("already exists", output);
+        Assert.Equal(key, File.ReadAllText(dir.File("cluster.key")));
+    }
+
+    [Fact]
+    public async Task ClusterIssue_WithoutClusterKey_FailsWithOneLine()
+    {
+        using var dir = new TempDirectory();
+        AssertOneLineFailure(await RunAsync("cluster", "issue", "--dir", dir.Path, "--gateway-id", "g", "--gateway-key", new string('a', 64)),
+            "cluster init");
+    }
+
+    [Theory]
+    [InlineData("cluster issue --gateway-id g", "exactly one of")]
+    [InlineData("cluster issue --gateway-key aa", "--gateway-id")]
+    [InlineData("join", "Required argument missing")]
+    [InlineData("join r --tone 5", "--tone")]
+    [InlineData("join r --tone 440 --send x.wav", "not both")]
+    [InlineData("join r --bitrate 7", "--bitrate")]
+    [InlineData("join r --pin nothex", "--pin")]
+    [InlineData("join r --gateway host:notaport", "--gateway")]
+    [InlineData("join r --duration -1", "--duration")]
+    [InlineData("nonsense", "nonsense")]
+    public async Task BadArguments_ExitTwoWithOneLine(string commandLine, string contains)
+    {
+        AssertOneLineFailure(await RunAsync(commandLine.Split(' ')), contains, ExitCodes.Usage);
+    }
+
+    [Fact]
+    public async Task ClusterIssue_MalformedKeyHex_ExitsTwo()
+    {
+        using var dir = new TempDirectory();
+        await RunAsync("cluster", "init", "--dir", dir.Path);
+        AssertOneLineFailure(await RunAsync("cluster", "issue", "--dir", dir.Path, "--gateway-id", "g", "--gateway-key", "zz"), "64 hex", ExitCodes.Usage);
+    }
+
+    [Fact]
+    public async Task Join_UnreadableWav_FailsBeforeConnecting()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.File("x.wav"), "nope");
+        AssertOneLineFailure(await RunAsync("join", "r", "--send", dir.File("x.wav"), "--identity", dir.File("id"),
+            "--known-clusters", dir.File("kc")), "not a WAV file");
+    }
+
+    [Fact]
+    public async Task Relay_BeforeTheGatewayHostExists_SaysSoInOneLine()
+    {
+        var result = await RunAsync("relay");
+        if (result.Code == ExitCodes.Failure) AssertOneLineFailure(result, "not available");
+    }
+
+    [Fact]
+    public async Task AsAProcess_HelpExitsZero_AndBadArgumentsExitTwoWithoutAStackTrace()
+    {
+        var help = await RunProcessAsync("--help");
+        Assert.Equal(0, help.Code);
+        Assert.Contains("join", help.Out);
+        var bad = await RunProcessAsync("join");
+        Assert.Equal(ExitCodes.Usage, bad.Code);
+        Assert.Single(bad.Error.TrimEnd('\n').Split('\n'));
+    }
+
+    /// <summary>Runs the built <c>wzp</c> (wzp.dll beside the tests) with <c>dotnet</c>.</summary>
+    internal static async Task<(int Code, string Out, string Error)> RunProcessAsync(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "wzp.dll"));
+        foreach (var a in args) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
+        return (process.ExitCode, await output, await error);
+    }
+}
