@@ -22,6 +22,8 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
     public async Task RunAsync(CancellationToken stopping)
     {
         connection.SetDatagramHandler(server.DropUnknownDatagram);
+        // Datagrams that arrived before the handler was set waited in the connection's queue.
+        GatewayServer.DrainQueued(connection, _ => server.Counters.Drop(GatewayDrop.UnknownSession));
         var control = new ControlStream(connection, _options.MaxQueuedControlMessages);
         using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         var writer = control.RunWriterAsync(lifetime.Token);

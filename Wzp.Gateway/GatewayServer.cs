@@ -170,9 +170,22 @@ public sealed partial class GatewayServer : IAsyncDisposable
     {
         var fanout = _forwarder.AddLocal(member);
         member.Connection.SetDatagramHandler((_, datagram) => _forwarder.OnUplink(member, datagram, fanout));
+        // A client may send media the moment it reads 'joined', before the handler above was set.
+        DrainQueued(member.Connection, datagram => _forwarder.OnUplink(member, datagram, fanout));
         Counters.OnSession(1);
         RefreshLinks(member.Room);
     }
+
+    /// <summary>Feeds datagrams queued on the connection (none once a handler is set) to <paramref name="handle"/>.</summary>
+    internal static void DrainQueued(QuicConnection connection, SpanAction handle)
+    {
+        while (connection.Datagrams.TryRead(out var datagram))
+        {
+            using (datagram) handle(datagram.Span);
+        }
+    }
+
+    internal delegate void SpanAction(ReadOnlySpan<byte> datagram);
 
     internal async Task LeaveAsync(LocalMember member)
     {

@@ -87,9 +87,7 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
                 _ = AcceptAsync(peer, offer);
                 break;
             case LinkMessageKind.Accept when payload.IsEmpty:
-                // The peer needs a link and we offer: make a fresh one (it may have restarted).
-                ForgetOffer(peer);
-                Ensure(peer);
+                OnOfferRequested(peer);
                 break;
             case LinkMessageKind.Accept when LinkAccept.TryParse(payload) is { } accept:
                 _ = CompleteAsync(peer, accept);
@@ -103,10 +101,23 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
         }
     }
 
-    private void ForgetOffer(string peer)
+    /// <summary>
+    /// The peer needs a link and we are the side that offers. An offer already on its way answers it; otherwise
+    /// (no link, or the peer lost ours because it restarted) a fresh offer goes out.
+    /// </summary>
+    private void OnOfferRequested(string peer)
     {
+        if (!LinkHandshake.ShouldOffer(_self, peer)) return;
         var state = _links.GetOrAdd(peer, static _ => new LinkState());
-        lock (state.Gate) state.OfferedAt = long.MinValue;
+        lock (state.Gate)
+        {
+            var pending = state.Offerer is not null && state.OfferedAt != long.MinValue &&
+                server.Time.GetElapsedTime(state.OfferedAt) < OfferRetry;
+            if (pending) return;
+            state.Established = null; // the old link stays in the receive table until the new one replaces it
+            state.OfferedAt = long.MinValue;
+        }
+        Ensure(peer);
     }
 
     private async Task AcceptAsync(string peer, LinkOffer offer)
@@ -139,15 +150,25 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
         lock (state.Gate)
         {
             if (state.Offerer is null || accept.Credential.GatewayId != peer) return;
+            // An accept of an earlier offer fails here and leaves the current offer open for its own accept.
             step = state.Offerer.OnAccept(accept);
-            state.Offerer.Dispose();
-            state.Offerer = null;
+            if (step.Succeeded)
+            {
+                state.Offerer.Dispose();
+                state.Offerer = null;
+            }
         }
-        if (!step.Succeeded || !_byReceiveId.TryAdd(step.Value!.ReceiveLinkId, null))
+        if (!step.Succeeded)
         {
-            step.Value?.Dispose();
-            Log.LinkRefused(logger, peer, step.Failure?.Message ?? "link id collision");
-            ForgetOffer(peer);
+            Log.LinkRefused(logger, peer, step.Failure!.Message);
+            return;
+        }
+        if (!_byReceiveId.TryAdd(step.Value!.ReceiveLinkId, null))
+        {
+            // The peer picked an id this gateway already routes: negotiate again.
+            step.Value.Dispose();
+            lock (state.Gate) state.OfferedAt = long.MinValue;
+            Ensure(peer);
             return;
         }
         Install(peer, step.Value, endpoint);

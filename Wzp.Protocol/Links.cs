@@ -133,12 +133,14 @@ public sealed class LinkOfferer : IDisposable
 
     public LinkOffer Offer { get; }
 
-    /// <summary>Verifies B's credential and signature and derives the link keys.</summary>
+    /// <summary>
+    /// Verifies B's credential and signature and derives the link keys. An accept that fails verification (for
+    /// example one answering an earlier offer) leaves this offer open for the right one.
+    /// </summary>
     public Step<LinkSession> OnAccept(LinkAccept accept)
     {
         ArgumentNullException.ThrowIfNull(accept);
         if (_done) return Step<LinkSession>.Fail(ErrorCodes.BadRequest, "accept already processed");
-        _done = true;
         if (LinkHandshake.CheckPeer(accept.Credential, Offer.Credential.ClusterKey, _time.GetUtcNow()) is { } problem)
             return Step<LinkSession>.Fail(ErrorCodes.Unauthorized, problem);
         if (accept.EphemeralKey is not { Length: Primitives.KeySize } || accept.Nonce is not { Length: HelloLimits.NonceSize } ||
@@ -150,6 +152,7 @@ public sealed class LinkOfferer : IDisposable
             return Step<LinkSession>.Fail(ErrorCodes.BadSignature, "link accept signature does not verify");
         var chain0 = LinkHandshake.Chain0(_ephemeral, accept.EphemeralKey, transcript);
         if (chain0 is null) return Step<LinkSession>.Fail(ErrorCodes.BadRequest, "link key agreement failed");
+        _done = true;
         try
         {
             return Step<LinkSession>.Ok(new LinkSession(HopRole.LinkOffer, accept.Credential, transcript, chain0,
