@@ -29,6 +29,20 @@ public sealed class QuicConnectionTests(CertificateFixture certs)
     }
 
     [Fact]
+    public async Task Handshake_WorksOverIPv6()
+    {
+        await using QuicListener listener = QuicListener.Start(certs.ListenerOptions(o => o.EndPoint = new IPEndPoint(IPAddress.IPv6Loopback, 0)));
+        var (client, server) = await TestUtil.ConnectPairAsync(listener);
+        await using (client)
+        await using (server)
+        {
+            Assert.Equal(IPAddress.IPv6Loopback, server.RemoteEndPoint.Address);
+            byte[] payload = [6];
+            Assert.Equal(payload, await TestUtil.SendUntilReceivedAsync(client, server, payload));
+        }
+    }
+
+    [Fact]
     public async Task Datagrams_FlowBothWays()
     {
         await using QuicListener listener = QuicListener.Start(certs.ListenerOptions());
