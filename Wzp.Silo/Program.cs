@@ -1,4 +1,6 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
+using Wzp.Gateway;
 using Wzp.Silo;
 
 // Configuration: appsettings.json (beside the executable, else the repository root), then environment
@@ -9,4 +11,7 @@ var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
     ContentRootPath = ContentRoot.Find(),
 });
 builder.AddWzpSilo();
+// All-in-one by default: this silo also terminates clients. Scale-out silos set Gateway:HostInSilo=false.
+if (builder.Configuration.GetValue("Gateway:HostInSilo", true))
+    builder.Services.AddWzpGateway(builder.Configuration, allInOne: true);
 await builder.Build().RunAsync();
