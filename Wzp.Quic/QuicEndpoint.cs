@@ -22,7 +22,8 @@ internal sealed class QuicEndpoint : IAsyncDisposable
     private const int MaxPacket = 2048;
 
     // QUIC packets on our paths are at most ~1500 bytes; anything larger is junk that ngtcp2 rejects
-    // anyway, so a truncated copy loses nothing. Events carry at most one packet's worth of data.
+    // anyway, so a truncated copy loses nothing. Events usually carry at most a packet's worth of
+    // data; the event buffer grows on the rare larger one.
     private const int ReceiveBufferSize = 4096;
     private const int EventBufferSize = 4096;
     private const int AddressCapacity = 128;
@@ -40,7 +41,7 @@ internal sealed class QuicEndpoint : IAsyncDisposable
     private readonly byte[] _sendBuffer = GC.AllocateUninitializedArray<byte>(MaxPacket, pinned: true);
     private readonly byte[] _sendAddress = GC.AllocateUninitializedArray<byte>(AddressCapacity, pinned: true);
     private readonly SocketAddress _sendSocketAddress;
-    private readonly byte[] _eventBuffer = GC.AllocateUninitializedArray<byte>(EventBufferSize, pinned: true);
+    private byte[] _eventBuffer = GC.AllocateUninitializedArray<byte>(EventBufferSize, pinned: true);
     private readonly bool _batchReceives;
     private ulong _scheduledExpiry = ulong.MaxValue;
     private Task _receiveLoop = Task.CompletedTask;
@@ -523,12 +524,22 @@ internal sealed class QuicEndpoint : IAsyncDisposable
                         return;
                     }
 
+                    int polled;
                     fixed (byte* buf = _eventBuffer)
                     {
-                        if (NativeMethods.wzp_endpoint_poll_event(_handle, &ev, buf, (uint)_eventBuffer.Length) == 0)
-                        {
-                            return;
-                        }
+                        polled = NativeMethods.wzp_endpoint_poll_event(_handle, &ev, buf, (uint)_eventBuffer.Length);
+                    }
+
+                    if (polled == 0)
+                    {
+                        return;
+                    }
+
+                    if (polled == NativeMethods.ErrTooLarge)
+                    {
+                        // Stream data released from the reorder buffer in one piece: grow and poll again.
+                        _eventBuffer = GC.AllocateUninitializedArray<byte>((int)System.Numerics.BitOperations.RoundUpToPowerOf2(ev.DataLen), pinned: true);
+                        continue;
                     }
 
                     _connections.TryGetValue(ev.ConnId, out connection);
@@ -538,7 +549,7 @@ internal sealed class QuicEndpoint : IAsyncDisposable
                     }
                 }
 
-                var data = new ReadOnlySpan<byte>(_eventBuffer, 0, (int)Math.Min(ev.DataLen, (uint)_eventBuffer.Length));
+                var data = new ReadOnlySpan<byte>(_eventBuffer, 0, (int)ev.DataLen);
                 if (connection is null)
                 {
                     if (ev.Type != NativeMethods.EvConnected || _acceptConnection is null)

@@ -1327,12 +1327,17 @@ int32_t wzp_endpoint_pop_packet(wzp_endpoint *ep, uint8_t *buf, uint32_t cap, ui
 int wzp_endpoint_poll_event(wzp_endpoint *ep, wzp_event *ev, uint8_t *buf, uint32_t cap) {
   if (!ep || !ep->ev_head) return 0;
   event_node *n = ep->ev_head;
+  if (n->ev.data_len > cap) {
+    /* Stream data released from ngtcp2's reorder buffer can exceed a packet: never truncate,
+       tell the caller the size and keep the event for a retry with a larger buffer. */
+    *ev = n->ev;
+    return WZP_ERR_TOO_LARGE;
+  }
   ep->ev_head = n->next;
   if (!ep->ev_head) ep->ev_tail = NULL;
   ep->ev_count--;
   *ev = n->ev;
-  uint32_t copy = n->ev.data_len < cap ? n->ev.data_len : cap;
-  if (copy) memcpy(buf, n->data, copy);
+  if (n->ev.data_len) memcpy(buf, n->data, n->ev.data_len);
   free(n);
   return 1;
 }

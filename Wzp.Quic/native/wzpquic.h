@@ -71,7 +71,7 @@ typedef struct wzp_event {
   uint32_t flags;
   uint64_t code;
   int64_t stream_id;
-  uint32_t data_len; /* full length; the copy is truncated to the caller's buffer */
+  uint32_t data_len;
   uint32_t reserved;
 } wzp_event;
 
@@ -116,6 +116,8 @@ WZP_EXPORT uint64_t wzp_endpoint_next_expiry(wzp_endpoint *ep);
 WZP_EXPORT int32_t wzp_endpoint_pop_packet(wzp_endpoint *ep, uint8_t *buf, uint32_t cap,
                                            uint8_t *sa, uint32_t sacap, uint32_t *salen,
                                            uint64_t now);
+/* Returns 1 with the next event, 0 when there is none, or WZP_ERR_TOO_LARGE with ev->data_len
+   set (and the event kept) when buf is smaller than its data. */
 WZP_EXPORT int wzp_endpoint_poll_event(wzp_endpoint *ep, wzp_event *ev, uint8_t *buf,
                                        uint32_t cap);
 WZP_EXPORT void wzp_endpoint_get_stats(wzp_endpoint *ep, wzp_endpoint_stats *stats);

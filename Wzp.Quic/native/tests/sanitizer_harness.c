@@ -12,6 +12,7 @@
 #include <string.h>
 
 static uint64_t now_ns = 1000000000ULL;
+static uint32_t max_event;
 
 static struct sockaddr_in mk(int port) {
   struct sockaddr_in a; memset(&a, 0, sizeof a);
@@ -30,8 +31,15 @@ static int pump(wzp_endpoint *from, wzp_endpoint *to, struct sockaddr_in *from_a
 }
 
 static uint64_t drain(wzp_endpoint *ep, const char *who, uint64_t *stream_bytes, int *connected, int *closed, uint64_t *dgrams) {
-  wzp_event ev; uint8_t buf[4096]; uint64_t last = 0;
-  while (wzp_endpoint_poll_event(ep, &ev, buf, sizeof buf)) {
+  wzp_event ev; uint8_t small[64], buf[65536]; uint64_t last = 0; int rv;
+  /* Probe with a tiny buffer first: an event must never be lost or truncated for want of room. */
+  while ((rv = wzp_endpoint_poll_event(ep, &ev, small, sizeof small)) != 0) {
+    if (rv < 0) {
+      if (ev.data_len <= sizeof small || wzp_endpoint_poll_event(ep, &ev, buf, sizeof buf) != 1) { puts("poll misbehaved"); exit(1); }
+      if (ev.data_len > max_event) max_event = ev.data_len;
+    } else {
+      memcpy(buf, small, ev.data_len);
+    }
     last = ev.conn_id;
     if (ev.type == 1) { (*connected)++; }
     if (ev.type == 2) { (*dgrams)++; }
@@ -103,6 +111,7 @@ int main(int argc, char **argv) {
   }
   for (int round = 0; round < 5000; round++) { now_ns += 10000000; wzp_endpoint_handle_timers(srv, now_ns); wzp_endpoint_handle_timers(cli, now_ns); }
   wzp_endpoint_stats es; wzp_endpoint_get_stats(srv, &es);
+  printf("largest event %u bytes\n", max_event);
   printf("server conns left %llu, resets %llu, vn %llu\n", (unsigned long long)es.connections, (unsigned long long)es.stateless_resets_sent, (unsigned long long)es.version_negotiations_sent);
   wzp_endpoint_free(srv); wzp_endpoint_free(cli);
   int ok = cconn == 1 && sconn == 1 && sbytes == sizeof big && written == sizeof big && cbytes == swritten &&
