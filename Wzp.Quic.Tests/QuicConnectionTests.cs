@@ -202,4 +202,33 @@ public sealed class QuicConnectionTests(CertificateFixture certs)
             Assert.False(client.IsClosed);
         }
     }
+
+    [Fact]
+    public async Task ImpairedPath_LossDuplicationAndReordering_StreamStaysIntactAndDatagramsFlow()
+    {
+        await using QuicListener listener = QuicListener.Start(certs.ListenerOptions());
+        await using var proxy = new ImpairedUdpProxy(listener.LocalEndPoint, drop: 0.1, duplicate: 0.05, reorder: 0.1, seed: 42);
+        Task<QuicConnection> accept = listener.AcceptAsync().AsTask();
+        await using QuicConnection client = await QuicClient.ConnectAsync(proxy.EndPoint, new QuicClientOptions()).WaitAsync(TestUtil.Timeout);
+        await using QuicConnection server = await accept.WaitAsync(TestUtil.Timeout);
+
+        byte[] large = new byte[65_536];
+        Random.Shared.NextBytes(large);
+        for (int i = 0; i < 3; i++)
+        {
+            await TestUtil.WriteFrameAsync(client, large);
+            await TestUtil.WriteFrameAsync(server, large);
+        }
+
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal(large, await TestUtil.ReadFrameAsync(server));
+            Assert.Equal(large, await TestUtil.ReadFrameAsync(client));
+        }
+
+        byte[] payload = [1, 2, 3];
+        Assert.Equal(payload, await TestUtil.SendUntilReceivedAsync(client, server, payload));
+        Assert.Equal(payload, await TestUtil.SendUntilReceivedAsync(server, client, payload));
+        Assert.True(proxy.Dropped > 0 && proxy.Duplicated > 0 && proxy.Reordered > 0, "the path was impaired");
+    }
 }
