@@ -27,6 +27,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private IGrainTimer? _epochTimer;
     private IGrainTimer? _gatewayCheckTimer;
     private IGrainTimer? _rekeyDeadlineTimer;
+    private readonly SiloMetrics.RoomGauge _gauge = SiloMetrics.TrackRoom();
 
     /// <summary>Created by Orleans.</summary>
     public RoomGrain(IOptions<ControlPlaneOptions> options, TimeProvider timeProvider, ILogger<RoomGrain> logger)
@@ -53,6 +54,13 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             new GrainTimerCreationOptions { DueTime = TimeSpan.Zero, Period = Timeout.InfiniteTimeSpan, KeepAlive = false });
         Log.Activated(_logger, RoomName, _incarnation);
         return Task.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        _gauge.Dispose();
+        return base.OnDeactivateAsync(reason, cancellationToken);
     }
 
     /// <inheritdoc/>
@@ -273,6 +281,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
         ForgetGateway(gatewayId);
         Log.GatewayEvicted(_logger, RoomName, gatewayId, slots.Length, reason);
+        SiloMetrics.OnGatewayEvicted(reason);
         Advance(reason, [], slots, [gateway], advanceEpoch: true);
     }
 
@@ -292,6 +301,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         }
 
         _snapshot = null;
+        _gauge.SetMembers(_members.Count);
         var roomEvent = new RoomEvent(RoomName, _incarnation, _version, _epoch, reason, joined, left);
         foreach (var gateway in _gateways.Values.Concat(formerGateways))
         {
@@ -311,6 +321,8 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             {
                 gateway.PendingRekeys.Enqueue((_epoch, now));
             }
+
+            _gauge.RekeyStarted(_epoch, now);
         }
 
         EnsureTimers();
@@ -360,12 +372,15 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         _gatewayCheckTimer?.Dispose();
         _rekeyDeadlineTimer?.Dispose();
         _epochTimer = _gatewayCheckTimer = _rekeyDeadlineTimer = null;
+        _gauge.Clear();
         Log.RoomEmpty(_logger, RoomName);
         this.DeactivateOnIdle();
     }
 
     private void ArmRekeyDeadline()
     {
+        // Every epoch older than the oldest one still owed has been reported by all its gateways.
+        _gauge.RekeysSettled(_gateways.Values.Select(g => g.PendingRekeys.TryPeek(out var p) ? p.Epoch : (long?)null).Min(), _timeProvider);
         if (_rekeyDeadlineTimer is null)
         {
             return;

@@ -12,6 +12,9 @@ var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
 });
 builder.AddWzpSilo();
 // All-in-one by default: this silo also terminates clients. Scale-out silos set Gateway:HostInSilo=false.
-if (builder.Configuration.GetValue("Gateway:HostInSilo", true))
+var hostsGateway = builder.Configuration.GetValue("Gateway:HostInSilo", true);
+if (hostsGateway)
     builder.Services.AddWzpGateway(builder.Configuration, allInOne: true);
+// Metrics and /healthz on Telemetry:PrometheusEndpoint (default http://127.0.0.1:9464/).
+builder.AddWzpSiloTelemetry(hostsGateway);
 await builder.Build().RunAsync();

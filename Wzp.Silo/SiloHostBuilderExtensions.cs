@@ -46,6 +46,9 @@ public static class SiloHostBuilderExtensions
                 silo.UseLocalhostClustering(clustering.SiloPort, clustering.GatewayPort, serviceId: orleans.ServiceId, clusterId: orleans.ClusterId);
             }
 
+            // Failure detection timings (ProbeTimeout, NumMissedProbesLimit, ...) stay Orleans' defaults unless the
+            // operator sets them here; tests shorten them to see a killed silo declared dead quickly.
+            silo.Configure<ClusterMembershipOptions>(builder.Configuration.GetSection("Orleans:Membership"));
             silo.AddWzpControlPlane(builder.Configuration);
             configureSilo?.Invoke(silo);
         });
