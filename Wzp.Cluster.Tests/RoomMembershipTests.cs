@@ -51,10 +51,11 @@ public sealed class RoomMembershipTests(ClusterFixture fixture)
         var final = await grain.GetSnapshot();
         Assert.Equal(live.Order(), final.Members.Select(member => member.Slot));
 
+        // Pushes are one-way and may overtake each other: wait for every version, not just the last.
         await Eventually.True(
-            () => gateway.EventsOf(room).Any(e => e.Version >= final.Version),
+            () => gateway.EventsOf(room).Count(e => e.Version > first.Version && e.Version <= final.Version) == final.Version - first.Version,
             Patience,
-            "the gateway received the last change");
+            "the gateway received every change");
         var replayed = RoomRouting.FromSnapshot(first);
         foreach (var roomEvent in gateway.EventsOf(room).Where(e => e.Version > first.Version && e.Version <= final.Version))
         {
