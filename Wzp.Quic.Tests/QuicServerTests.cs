@@ -91,6 +91,94 @@ public sealed class QuicServerTests(CertificateFixture certs, ITestOutputHelper 
     }
 
     [Fact]
+    public async Task FanOutFromADatagramHandler_ReachesEveryOtherConnection()
+    {
+        // The gateway's pattern: an uplink datagram, handled inline, is forwarded to every other
+        // member; the forwarded packets leave in batches (more than the 64-packet send queue).
+        const int Members = 100;
+        await using QuicListener listener = QuicListener.Start(certs.ListenerOptions());
+        var clients = new List<QuicConnection>();
+        var servers = new List<QuicConnection>();
+        for (int i = 0; i < Members; i++)
+        {
+            var (c, s) = await TestUtil.ConnectPairAsync(listener);
+            clients.Add(c);
+            servers.Add(s);
+        }
+
+        try
+        {
+            QuicConnection[] all = [.. servers];
+            foreach (QuicConnection s in servers)
+            {
+                s.SetDatagramHandler((from, datagram) =>
+                {
+                    foreach (QuicConnection to in all)
+                    {
+                        if (to != from)
+                        {
+                            to.SendDatagram(datagram);
+                        }
+                    }
+                });
+            }
+
+            var received = new bool[Members];
+            int count = 0;
+            for (int i = 1; i < Members; i++)
+            {
+                int index = i;
+                clients[i].SetDatagramHandler((_, d) =>
+                {
+                    if (d.Length == 1 && d[0] == 0x5a && !received[index])
+                    {
+                        received[index] = true;
+                        Interlocked.Increment(ref count);
+                    }
+                });
+            }
+
+            // Resend until everyone has it: loopback may drop a datagram under load.
+            await TestUtil.WaitUntilAsync(
+                () =>
+                {
+                    clients[0].SendDatagram([0x5a]);
+                    return Volatile.Read(ref count) == Members - 1;
+                },
+                "the fan-out to reach every member");
+        }
+        finally
+        {
+            foreach (QuicConnection c in clients.Concat(servers))
+            {
+                await c.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task ThrowingDatagramHandler_ClosesOnlyItsOwnConnection()
+    {
+        await using QuicListener listener = QuicListener.Start(certs.ListenerOptions());
+        var (faultyClient, faultyServer) = await TestUtil.ConnectPairAsync(listener);
+        var (client, server) = await TestUtil.ConnectPairAsync(listener);
+        await using (faultyClient)
+        await using (faultyServer)
+        await using (client)
+        await using (server)
+        {
+            faultyServer.SetDatagramHandler((_, _) => throw new InvalidOperationException("bug"));
+            faultyClient.SendDatagram([1]);
+            QuicCloseInfo seen = await faultyClient.Closed.WaitAsync(TestUtil.Timeout);
+            Assert.Equal(QuicDefaults.HandlerFailedError, seen.ErrorCode);
+
+            byte[] payload = [2];
+            Assert.Equal(payload, await TestUtil.SendUntilReceivedAsync(client, server, payload));
+            Assert.Equal(payload, await TestUtil.SendUntilReceivedAsync(server, client, payload));
+        }
+    }
+
+    [Fact]
     public async Task HundredThousandJunkPackets_NeitherCrashNorDisturbAnEstablishedConnection()
     {
         await using QuicListener listener = QuicListener.Start(certs.ListenerOptions());

@@ -19,8 +19,6 @@ namespace Wzp.Quic;
 /// </remarks>
 internal sealed class QuicEndpoint : IAsyncDisposable
 {
-    private const int MaxPacket = 2048;
-
     // QUIC packets on our paths are at most ~1500 bytes; anything larger is junk that ngtcp2 rejects
     // anyway, so a truncated copy loses nothing. Events usually carry at most a packet's worth of
     // data; the event buffer grows on the rare larger one.
@@ -38,12 +36,16 @@ internal sealed class QuicEndpoint : IAsyncDisposable
     private readonly Dictionary<ulong, QuicConnection> _connections = [];
     private readonly Func<ulong, QuicConnection?>? _acceptConnection;
     private readonly Timer _timer;
-    private readonly byte[] _sendBuffer = GC.AllocateUninitializedArray<byte>(MaxPacket, pinned: true);
-    private readonly byte[] _sendAddress = GC.AllocateUninitializedArray<byte>(AddressCapacity, pinned: true);
-    private readonly SocketAddress _sendSocketAddress;
+    private readonly int _fd;
     private byte[] _eventBuffer = GC.AllocateUninitializedArray<byte>(EventBufferSize, pinned: true);
     private readonly bool _batchReceives;
     private ulong _scheduledExpiry = ulong.MaxValue;
+
+    // Sends made by a datagram handler on the dispatching thread (the gateway's fan-out) are not
+    // flushed one by one: the packets collect in the native queue and leave together, one sendmmsg
+    // for up to 64, when the dispatch loop runs dry.
+    private int _dispatchThread;
+    private bool _flushPending;
     private Task _receiveLoop = Task.CompletedTask;
     private bool _disposed;
 
@@ -53,7 +55,9 @@ internal sealed class QuicEndpoint : IAsyncDisposable
         _handle = handle;
         _acceptConnection = acceptConnection;
         _batchReceives = acceptConnection is not null;
-        _sendSocketAddress = new SocketAddress(socket.AddressFamily);
+        // Borrowed for sendmmsg in the shim; valid until DisposeAsync closes the socket, which it
+        // does only after every native call has stopped (they all check _disposed under _lock).
+        _fd = (int)socket.SafeHandle.DangerousGetHandle();
         _timer = new Timer(static state => ((QuicEndpoint)state!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
     }
 
@@ -226,9 +230,14 @@ internal sealed class QuicEndpoint : IAsyncDisposable
             fixed (byte* p = datagram)
             {
                 rv = NativeMethods.wzp_conn_send_datagram(_handle, id, p, (uint)datagram.Length, now);
+                if (rv == NativeMethods.ErrTxFull)
+                {
+                    FlushLocked(now);
+                    rv = NativeMethods.wzp_conn_send_datagram(_handle, id, p, (uint)datagram.Length, now);
+                }
             }
 
-            FlushLocked(now);
+            FlushOrDeferLocked(now);
             return rv;
         }
     }
@@ -266,10 +275,14 @@ internal sealed class QuicEndpoint : IAsyncDisposable
                     }
 
                     index += processed;
-                    FlushLocked(now);
+                    if (index < lengths.Length)
+                    {
+                        FlushLocked(now);
+                    }
                 }
             }
 
+            FlushOrDeferLocked(now);
             return total;
         }
     }
@@ -468,33 +481,26 @@ internal sealed class QuicEndpoint : IAsyncDisposable
         DrainEvents();
     }
 
-    /// <summary>Sends every packet the native side has ready, then re-arms the timer.</summary>
-    private unsafe void FlushLocked(ulong now)
+    private void FlushOrDeferLocked(ulong now)
     {
-        fixed (byte* buf = _sendBuffer)
-        fixed (byte* addr = _sendAddress)
+        if (_dispatchThread == Environment.CurrentManagedThreadId)
         {
-            while (true)
-            {
-                int len = NativeMethods.wzp_endpoint_pop_packet(_handle, buf, MaxPacket, addr, AddressCapacity, out uint addrLen, now);
-                if (len <= 0)
-                {
-                    break;
-                }
-
-                _sendSocketAddress.Size = (int)addrLen;
-                new ReadOnlySpan<byte>(addr, (int)addrLen).CopyTo(_sendSocketAddress.Buffer.Span);
-                try
-                {
-                    _socket.SendTo(new ReadOnlySpan<byte>(buf, len), SocketFlags.None, _sendSocketAddress);
-                }
-                catch (SocketException)
-                {
-                    // A full socket buffer or an ICMP error: to QUIC this is packet loss, which it
-                    // recovers from (or, for a datagram, which the application tolerates).
-                }
-            }
+            _flushPending = true;
         }
+        else
+        {
+            FlushLocked(now);
+        }
+    }
+
+    /// <summary>Sends every packet the native side has ready, then re-arms the timer.</summary>
+    private void FlushLocked(ulong now)
+    {
+        _flushPending = false;
+
+        // A full socket buffer or an ICMP error costs a packet (QUIC recovers it, or, for a
+        // datagram, the application tolerates it); the shim never blocks on the socket.
+        NativeMethods.wzp_endpoint_send_ready(_handle, _fd, now);
 
         // Re-arm only when the next expiry moved earlier: sending moves it nearly every time, and a
         // timer that fires early costs one empty round, cheaper than a Change per datagram.
@@ -532,6 +538,11 @@ internal sealed class QuicEndpoint : IAsyncDisposable
 
                     if (polled == 0)
                     {
+                        if (_flushPending)
+                        {
+                            FlushLocked(Now());
+                        }
+
                         return;
                     }
 
@@ -569,7 +580,23 @@ internal sealed class QuicEndpoint : IAsyncDisposable
                     }
                 }
 
-                Dispatch(connection, ev, data);
+                int outer = _dispatchThread;
+                _dispatchThread = Environment.CurrentManagedThreadId;
+                try
+                {
+                    Dispatch(connection, ev, data);
+                }
+                catch (Exception e) when (ev.Type == NativeMethods.EvDatagram)
+                {
+                    // A faulty datagram handler must not take the endpoint's receive loop (and every
+                    // other connection) down with it: only its own connection pays.
+                    _dispatchThread = outer;
+                    Close(ev.ConnId, QuicDefaults.HandlerFailedError, "datagram handler failed: " + e.GetType().Name);
+                }
+                finally
+                {
+                    _dispatchThread = outer;
+                }
             }
         }
     }

@@ -181,6 +181,9 @@ public static class QuicDefaults
     /// the TLS alert no_application_protocol (120).</summary>
     public const ulong NoApplicationProtocolError = 0x100 + 120;
 
+    /// <summary>Application error code with which a connection is closed when its datagram handler throws.</summary>
+    public const ulong HandlerFailedError = 0xfffe;
+
     /// <summary>Transport error CONNECTION_REFUSED, sent when the server is at a connection limit.</summary>
     public const ulong ConnectionRefusedError = 0x2;
 }

@@ -133,5 +133,7 @@ public struct QuicDatagram : IDisposable
 }
 
 /// <summary>Receives datagrams inline on the endpoint's receive loop. The span is only valid during
-/// the call; the handler must not block (it delays every connection of the endpoint).</summary>
+/// the call; the handler must not block (it delays every connection of the endpoint). Datagrams it
+/// sends on the same endpoint leave together when the loop runs dry (one sendmmsg for many). If it
+/// throws, its connection is closed with <see cref="QuicDefaults.HandlerFailedError"/>.</summary>
 public delegate void QuicDatagramHandler(QuicConnection connection, ReadOnlySpan<byte> datagram);

@@ -10,6 +10,7 @@ internal static unsafe partial class NativeMethods
     public const int ErrNoConn = -1;
     public const int ErrState = -2;
     public const int ErrTooLarge = -3;
+    public const int ErrTxFull = -6;
 
     public const uint EvConnected = 1;
     public const uint EvDatagram = 2;
@@ -109,6 +110,9 @@ internal static unsafe partial class NativeMethods
 
     [LibraryImport(Lib)]
     public static partial int wzp_endpoint_pop_packet(EndpointHandle ep, byte* buf, uint cap, byte* sa, uint saCap, out uint saLen, ulong now);
+
+    [LibraryImport(Lib)]
+    public static partial int wzp_endpoint_send_ready(EndpointHandle ep, int fd, ulong now);
 
     [LibraryImport(Lib)]
     public static partial int wzp_endpoint_poll_event(EndpointHandle ep, Event* ev, byte* buf, uint cap);

@@ -16,6 +16,7 @@
 #include "wzpquic.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1324,6 +1325,41 @@ int32_t wzp_endpoint_pop_packet(wzp_endpoint *ep, uint8_t *buf, uint32_t cap, ui
   return (int32_t)slot->len;
 }
 
+int wzp_endpoint_send_ready(wzp_endpoint *ep, int fd, uint64_t now) {
+  if (!ep) return 0;
+  int total = 0;
+  for (;;) {
+    while (ep->dirty_head && ep->tx_count < ep->tx_slots) flush_conn(ep->dirty_head, now);
+    if (ep->tx_count == 0) return total;
+    struct mmsghdr msgs[WZP_TX_SLOTS_SERVER];
+    struct iovec iov[WZP_TX_SLOTS_SERVER];
+    unsigned cnt = 0;
+    for (; cnt < ep->tx_count && cnt < WZP_TX_SLOTS_SERVER; cnt++) {
+      tx_slot *slot = &ep->tx[(ep->tx_head + cnt) % ep->tx_slots];
+      iov[cnt].iov_base = slot->data;
+      iov[cnt].iov_len = slot->len;
+      memset(&msgs[cnt], 0, sizeof(msgs[cnt]));
+      msgs[cnt].msg_hdr.msg_name = &slot->sa;
+      msgs[cnt].msg_hdr.msg_namelen = slot->salen;
+      msgs[cnt].msg_hdr.msg_iov = &iov[cnt];
+      msgs[cnt].msg_hdr.msg_iovlen = 1;
+    }
+    int n = sendmmsg(fd, msgs, cnt, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      /* A full socket buffer or a pending ICMP error: to QUIC this is packet loss. Dropping one
+         packet per failed call guarantees progress without ever blocking. */
+      n = 1;
+      ep->stats.packets_dropped++;
+    } else {
+      ep->stats.packets_sent += (uint64_t)n;
+      total += n;
+    }
+    ep->tx_head = (ep->tx_head + (size_t)n) % ep->tx_slots;
+    ep->tx_count -= (size_t)n;
+  }
+}
+
 int wzp_endpoint_poll_event(wzp_endpoint *ep, wzp_event *ev, uint8_t *buf, uint32_t cap) {
   if (!ep || !ep->ev_head) return 0;
   event_node *n = ep->ev_head;
@@ -1357,11 +1393,7 @@ int wzp_conn_send_datagram(wzp_endpoint *ep, uint64_t conn_id, const uint8_t *da
                            uint64_t now) {
   uint32_t sent = 0;
   int rv = wzp_conn_send_datagrams(ep, conn_id, data, &len, 1, &sent, now);
-  if (rv == 0) {
-    /* The tx ring was full: the caller is not pulling packets; drop rather than queue. */
-    wzp_conn *c = find(ep, conn_id);
-    if (c) c->dgram_dropped++;
-  }
+  if (rv == 0) return WZP_ERR_TX_FULL; /* nothing written: the caller sends what is ready, retries */
   return rv < 0 ? rv : (int)sent;
 }
 

@@ -24,6 +24,7 @@
 #define WZP_ERR_TOO_LARGE (-3)
 #define WZP_ERR_INVALID (-4)
 #define WZP_ERR_INTERNAL (-5)
+#define WZP_ERR_TX_FULL (-6)
 
 enum {
   WZP_EV_CONNECTED = 1,      /* data: negotiated ALPN */
@@ -118,11 +119,15 @@ WZP_EXPORT int32_t wzp_endpoint_pop_packet(wzp_endpoint *ep, uint8_t *buf, uint3
                                            uint64_t now);
 /* Returns 1 with the next event, 0 when there is none, or WZP_ERR_TOO_LARGE with ev->data_len
    set (and the event kept) when buf is smaller than its data. */
+/* Sends every ready packet on the caller's UDP socket fd with sendmmsg (one system call per up to
+   64 packets), never blocking. The descriptor stays the caller's. Returns the packets sent. */
+WZP_EXPORT int wzp_endpoint_send_ready(wzp_endpoint *ep, int fd, uint64_t now);
 WZP_EXPORT int wzp_endpoint_poll_event(wzp_endpoint *ep, wzp_event *ev, uint8_t *buf,
                                        uint32_t cap);
 WZP_EXPORT void wzp_endpoint_get_stats(wzp_endpoint *ep, wzp_endpoint_stats *stats);
 
-/* Returns 1 when the datagram went into a packet, 0 when it was dropped (congestion window full). */
+/* Returns 1 when the datagram went into a packet, 0 when it was dropped (congestion window full),
+   WZP_ERR_TX_FULL when the ready-to-send packets fill the queue (send them, then retry). */
 WZP_EXPORT int wzp_conn_send_datagram(wzp_endpoint *ep, uint64_t conn_id, const uint8_t *data,
                                       uint32_t len, uint64_t now);
 /* Sends datagrams packed back to back in data, coalescing several per packet. Returns how many
