@@ -141,3 +141,101 @@ public sealed class GatewayRelayTests(ClusterFixture fixture)
         await AssertEveryoneHearsEveryone([alice, bob], ["alice", "bob"]);
     }
 }
+
+/// <summary>What the gateway does with hostile or departed clients, seen from raw clients that keep every key.</summary>
+[Collection(ClusterFixture.Collection)]
+public sealed class GatewayAdversaryTests(ClusterFixture fixture)
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
+
+    private static byte[] Payload(int n) => System.Text.Encoding.ASCII.GetBytes($"frame-{n:D4}-".PadRight(80, '.'));
+
+    private static async Task<List<byte[]>> OpenAll(RawClient client, int expected, List<byte[]>? raw = null)
+    {
+        var opened = new List<byte[]>();
+        var plaintext = new byte[MediaDatagram.MaxSize];
+        await Eventually.True(() =>
+        {
+            while (client.Captured.TryDequeue(out var datagram))
+            {
+                raw?.Add(datagram);
+                if (MediaDatagram.Open(client.Keys, datagram, plaintext, out var length, out _) == DropReason.None) opened.Add(plaintext[..length]);
+            }
+            return Task.FromResult(opened.Count >= expected);
+        }, Patience, $"{expected} datagrams arrive and open");
+        return opened;
+    }
+
+    [Fact]
+    public async Task ReplayedAndForgedUplinks_AreCountedDrops_AndForwardedOnlyOnce()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var gateway = await harness.StartGatewayAsync();
+        var room = $"room-{Guid.NewGuid():N}";
+        var clusterKey = gateway.Keys.Credential.ClusterKey;
+        await using var sender = await RawClient.ConnectAsync(gateway.ClientEndPoint.Port, room, clusterKey);
+        await using var listener = await RawClient.ConnectAsync(gateway.ClientEndPoint.Port, room, clusterKey);
+        // Both hold the keys of the epoch after the second join.
+        await Eventually.True(() => Task.FromResult(sender.Keys.Current.Number >= 1 && sender.Keys.Next is null), Patience, "the sender finished its rekey");
+
+        var genuine = sender.Seal(Speech.Header(1), Payload(1));
+        var forged = genuine.ToArray();
+        forged[^1] ^= 0x01;
+        var replays = gateway.Counters.Drops(GatewayDrop.Replay);
+        var forgeries = gateway.Counters.Drops(GatewayDrop.Authentication);
+        Assert.True(sender.Send(genuine));
+        Assert.True(sender.Send(genuine));
+        Assert.True(sender.Send(forged));
+        Assert.True(sender.Send(sender.Seal(Speech.Header(2), Payload(2))));
+
+        var opened = await OpenAll(listener, 2);
+        await Eventually.True(() => Task.FromResult(gateway.Counters.Drops(GatewayDrop.Replay) > replays && gateway.Counters.Drops(GatewayDrop.Authentication) > forgeries),
+            Patience, "the replay and the forgery are counted");
+        Assert.Equal([Payload(1), Payload(2)], opened);
+        Assert.Empty(listener.Captured); // nothing else was forwarded
+    }
+
+    [Fact]
+    public async Task DepartedMember_HoldingEveryKeyItHad_OpensNothingSentAfterItLeft()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var gateway = await harness.StartGatewayAsync();
+        var room = $"room-{Guid.NewGuid():N}";
+        var clusterKey = gateway.Keys.Credential.ClusterKey;
+        await using var speaker = await RawClient.ConnectAsync(gateway.ClientEndPoint.Port, room, clusterKey);
+        await using var listener = await RawClient.ConnectAsync(gateway.ClientEndPoint.Port, room, clusterKey);
+        var departed = await RawClient.ConnectAsync(gateway.ClientEndPoint.Port, room, clusterKey);
+        await departed.LeaveAsync();
+        await Eventually.True(() => Task.FromResult(gateway.LocalMembers.GetValueOrDefault(room) == 2), Patience, "the departed member is gone");
+        var listenerEpoch = listener.Keys.Current.Number;
+        await Eventually.True(() => Task.FromResult(listener.Keys.Current.Number > listenerEpoch), Patience, "the listener ratchets after the leave");
+        while (listener.Captured.TryDequeue(out _)) { }
+        var capturedByDeparted = departed.Captured.Count;
+
+        // Everything on the wire after the leave: the speaker's uplink and the listener's downlink.
+        var captured = new List<byte[]>();
+        for (var i = 0; i < 20; i++)
+        {
+            var uplink = speaker.Seal(Speech.Header(i), Payload(i));
+            captured.Add(uplink);
+            Assert.True(speaker.Send(uplink));
+        }
+        var opened = await OpenAll(listener, 20, captured);
+        Assert.Equal(20, opened.Count);
+        Assert.Equal(40, captured.Count);
+
+        // The departed member kept every chain key it ever held; none of them opens any of it,
+        // and the gateway sent the departed member nothing more.
+        var plaintext = new byte[MediaDatagram.MaxSize];
+        Assert.Equal(capturedByDeparted, departed.Captured.Count);
+        foreach (var chain in departed.Chains)
+        {
+            foreach (var label in new[] { "up", "down" })
+            {
+                using var key = DirectionalKey.Derive(chain, label);
+                foreach (var datagram in captured) Assert.False(MediaDatagram.TryOpen(key, datagram, plaintext, out _));
+            }
+        }
+        await departed.DisposeAsync();
+    }
+}

@@ -29,6 +29,10 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
     private sealed class LinkState
     {
         public readonly Lock Gate = new();
+
+        // Negotiation messages of one peer are handled one at a time, in arrival order: two offers answered
+        // concurrently could install their links in the opposite order to the accepts the peer completes.
+        public readonly SemaphoreSlim Negotiation = new(1, 1);
         public LinkOfferer? Offerer;
         public long OfferedAt = long.MinValue;
         public LinkPeer? Established;
@@ -113,7 +117,9 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
         {
             var pending = state.Offerer is not null && state.OfferedAt != long.MinValue &&
                 server.Time.GetElapsedTime(state.OfferedAt) < OfferRetry;
-            if (pending) return;
+            // A request that crossed our offer on the way predates the link it asked for.
+            var fresh = state.Established is { } link && server.Time.GetElapsedTime(link.EstablishedAt) < OfferRetry;
+            if (pending || fresh) return;
             state.Established = null; // the old link stays in the receive table until the new one replaces it
             state.OfferedAt = long.MinValue;
         }
@@ -121,6 +127,20 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
     }
 
     private async Task AcceptAsync(string peer, LinkOffer offer)
+    {
+        var state = _links.GetOrAdd(peer, static _ => new LinkState());
+        await state.Negotiation.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            await AcceptCoreAsync(peer, offer).ConfigureAwait(false);
+        }
+        finally
+        {
+            state.Negotiation.Release();
+        }
+    }
+
+    private async Task AcceptCoreAsync(string peer, LinkOffer offer)
     {
         if (offer.Credential.GatewayId != peer || LinkHandshake.ShouldOffer(_self, peer))
         {
@@ -143,9 +163,22 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
 
     private async Task CompleteAsync(string peer, LinkAccept accept)
     {
+        var state = _links.GetOrAdd(peer, static _ => new LinkState());
+        await state.Negotiation.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            await CompleteCoreAsync(peer, accept, state).ConfigureAwait(false);
+        }
+        finally
+        {
+            state.Negotiation.Release();
+        }
+    }
+
+    private async Task CompleteCoreAsync(string peer, LinkAccept accept, LinkState state)
+    {
         var endpoint = await FindEndpointAsync(peer).ConfigureAwait(false);
         if (endpoint is null) return;
-        var state = _links.GetOrAdd(peer, static _ => new LinkState());
         Step<LinkSession> step;
         lock (state.Gate)
         {
