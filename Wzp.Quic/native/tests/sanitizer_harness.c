@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static uint64_t now_ns = 1000000000ULL;
 static uint32_t max_event;
@@ -97,6 +99,18 @@ int main(int argc, char **argv) {
       wzp_conn_send_datagrams(cli, cid, many, lens, 8, &sent, now_ns);
       if (sid) wzp_conn_send_datagram(srv, sid, d, 1200, now_ns);
     }
+  }
+  /* The sendmmsg path, on a real socket: the addresses are fake, so the kernel's ICMP errors
+     exercise the error handling too. */
+  {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    uint8_t d[160] = {0};
+    for (int i = 0; i < 200; i++) {
+      if (wzp_conn_send_datagram(srv, sid, d, sizeof d, now_ns) == WZP_ERR_TX_FULL) wzp_endpoint_send_ready(srv, fd, now_ns);
+      if (i % 50 == 0) wzp_endpoint_send_ready(srv, fd, now_ns);
+    }
+    wzp_endpoint_send_ready(srv, fd, now_ns);
+    close(fd);
   }
   wzp_conn_stats st; wzp_conn_get_stats(cli, cid, &st);
   printf("connected %d/%d client->server %llu/%llu bytes, server->client %llu/%llu, dgrams s=%llu c=%llu dropped=%llu lost=%llu rtt=%llu\n",
