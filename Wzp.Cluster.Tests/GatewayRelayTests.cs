@@ -239,3 +239,43 @@ public sealed class GatewayAdversaryTests(ClusterFixture fixture)
         await departed.DisposeAsync();
     }
 }
+
+/// <summary>A flood of connections that never finish the handshake is bounded and never starves media.</summary>
+[Collection(ClusterFixture.Collection)]
+public sealed class GatewayHandshakeLimitTests(ClusterFixture fixture)
+{
+    [Fact]
+    public async Task HelloFlood_BeyondThePerAddressLimit_IsRefused_AndMediaKeepsFlowing()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var gateway = await harness.StartGatewayAsync(configure: o =>
+        {
+            o.MaxPendingHandshakesPerAddress = 3;
+            o.HandshakeTimeout = TimeSpan.FromSeconds(2);
+        });
+        var room = $"room-{Guid.NewGuid():N}";
+        var alice = await harness.JoinAsync(gateway, room, "alice");
+        var bob = await harness.JoinAsync(gateway, room, "bob");
+        await Eventually.True(() => Task.FromResult(alice.Others.Count == 1 && bob.Others.Count == 1), TimeSpan.FromSeconds(20), "both joined");
+
+        var failures = gateway.Counters.HandshakeFailures;
+        var listening = Speech.ListenAsync(bob, 100, TimeSpan.FromSeconds(20));
+        var talking = Speech.TalkAsync(alice, "alice", 100);
+        // Ten connections from one address that complete QUIC and then say nothing.
+        var flood = new List<Quic.QuicConnection>();
+        for (var i = 0; i < 10; i++)
+            flood.Add(await Quic.QuicClient.ConnectAsync("127.0.0.1", gateway.ClientEndPoint.Port, new Quic.QuicClientOptions()));
+        // Seven are refused at once; the three admitted time out later.
+        await Eventually.True(() => Task.FromResult(gateway.Counters.HandshakeFailures - failures >= 7), TimeSpan.FromSeconds(20), "the excess is refused");
+        await Eventually.True(() => Task.FromResult(gateway.Counters.HandshakeFailures - failures == 10), TimeSpan.FromSeconds(20), "the silent ones time out");
+        await Task.WhenAll(flood.Select(c => c.Closed.WaitAsync(TimeSpan.FromSeconds(20))));
+        foreach (var connection in flood) await connection.DisposeAsync();
+
+        await talking;
+        var heard = await listening;
+        Assert.Equal(Enumerable.Range(0, 100), heard.Select(f => (int)f.Header.Sequence).Order());
+        // And a newcomer gets in once the flood is gone.
+        var carol = await harness.JoinAsync(gateway, room, "carol");
+        Assert.NotEqual(0, carol.Slot);
+    }
+}
