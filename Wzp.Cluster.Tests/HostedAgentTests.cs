@@ -4,10 +4,6 @@ using Wzp.Grains;
 using Wzp.Grains.Routing;
 using Wzp.Silo;
 
-// Cluster tests measure nothing, but they do wait on short timeouts: two clusters competing for two cores
-// would only make them slower and shakier.
-[assembly: CollectionBehavior(DisableTestParallelization = true)]
-
 namespace Wzp.Cluster.Tests;
 
 /// <summary>
