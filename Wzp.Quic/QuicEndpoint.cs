@@ -348,7 +348,9 @@ internal sealed class QuicEndpoint : IAsyncDisposable
             FlushLocked(now);
         }
 
-        DrainEvents();
+        // The CLOSED event is left to the receive loop or the timer: draining here would run other
+        // connections' datagram handlers on the caller's thread, perhaps under the caller's locks.
+        // The caller marks its QuicConnection closed itself.
     }
 
     public unsafe bool TryGetStatistics(ulong id, out NativeMethods.ConnStats stats)
