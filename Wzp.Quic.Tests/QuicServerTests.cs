@@ -336,6 +336,28 @@ public sealed class QuicServerTests(CertificateFixture certs, ITestOutputHelper 
     }
 
     [Fact]
+    public async Task HalfOpenHandshakesPastTheThreshold_MakeNewClientsValidateTheirAddress()
+    {
+        await using QuicListener listener = QuicListener.Start(certs.ListenerOptions(o => o.AddressValidationThreshold = 1));
+
+        // A client Initial replayed from a socket that never answers: one half-open handshake.
+        byte[] initial = await CaptureClientInitialAsync();
+        using var silent = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        silent.SendTo(initial, listener.LocalEndPoint);
+        await TestUtil.WaitUntilAsync(() => listener.GetStatistics().HandshakesInProgress == 1, "the half-open handshake");
+        Assert.Equal(0L, listener.GetStatistics().RetriesSent);
+
+        var (client, server) = await TestUtil.ConnectPairAsync(listener);
+        await using (client)
+        await using (server)
+        {
+            Assert.Equal(1L, listener.GetStatistics().RetriesSent);
+            byte[] payload = [3];
+            Assert.Equal(payload, await TestUtil.SendUntilReceivedAsync(client, server, payload));
+        }
+    }
+
+    [Fact]
     public async Task ConnectionLimitPerAddress_RefusesCleanly()
     {
         await using QuicListener listener = QuicListener.Start(certs.ListenerOptions(o => o.MaxConnectionsPerAddress = 1));

@@ -79,6 +79,7 @@ internal sealed class QuicEndpoint : IAsyncDisposable
         int maxConnections = 0,
         int maxConnectionsPerAddress = 0,
         bool requireRetry = false,
+        int retryThreshold = 0,
         byte[]? staticSecret = null)
     {
         var socket = new Socket(bindTo.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
@@ -116,6 +117,7 @@ internal sealed class QuicEndpoint : IAsyncDisposable
                 MaxConnections = (ulong)maxConnections,
                 MaxConnectionsPerAddress = (ulong)maxConnectionsPerAddress,
                 RequireRetry = requireRetry ? 1UL : 0UL,
+                RetryThreshold = (ulong)retryThreshold,
                 StreamWindow = (ulong)options.StreamReceiveWindow,
                 MaxStreamSendBuffer = (ulong)options.StreamSendBufferLimit,
                 PeerUniStreams = (ulong)options.PeerUnidirectionalStreams,
@@ -210,7 +212,8 @@ internal sealed class QuicEndpoint : IAsyncDisposable
             (long)s.ConnectionsRefused,
             (long)s.StatelessResetsSent,
             (long)s.RetriesSent,
-            (long)s.VersionNegotiationsSent);
+            (long)s.VersionNegotiationsSent,
+            (long)s.HandshakesInProgress);
     }
 
     // ---------------------------------------------------------------- per-connection operations

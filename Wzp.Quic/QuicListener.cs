@@ -51,6 +51,7 @@ public sealed class QuicListener : IAsyncDisposable
             maxConnections: options.MaxConnections,
             maxConnectionsPerAddress: options.MaxConnectionsPerAddress,
             requireRetry: options.RequireAddressValidation,
+            retryThreshold: options.AddressValidationThreshold,
             staticSecret: options.StatelessResetKey);
         listener._endpoint.Start();
         return listener;

@@ -111,6 +111,12 @@ public sealed class QuicListenerOptions : QuicEndpointOptions
     /// round trip per handshake; worth it under spoofed-source floods. Defaults to false.</summary>
     public bool RequireAddressValidation { get; set; }
 
+    /// <summary>While this many handshakes are in progress, new clients must first validate their
+    /// address with a Retry round trip (as with <see cref="RequireAddressValidation"/>), so a flood of
+    /// Initials from spoofed addresses cannot pin ~130 KB each until the handshake timeout. Defaults
+    /// to 256; 0 turns it off.</summary>
+    public int AddressValidationThreshold { get; set; } = 256;
+
     /// <summary>32 secret bytes from which stateless-reset tokens and Retry tokens are derived. Keep
     /// them across restarts (e.g. beside the certificate, readable by the gateway only) so that a
     /// restarted gateway answers its former clients' packets with a stateless reset and they
@@ -133,6 +139,11 @@ public sealed class QuicListenerOptions : QuicEndpointOptions
         if (StatelessResetKey is not null && StatelessResetKey.Length != 32)
         {
             throw new ArgumentException("StatelessResetKey must be 32 bytes.", nameof(StatelessResetKey));
+        }
+
+        if (AddressValidationThreshold < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(AddressValidationThreshold));
         }
 
         if (MaxConnections < 1 || MaxConnectionsPerAddress < 1 || AcceptQueueCapacity < 1)

@@ -90,6 +90,15 @@ public readonly record struct QuicConnectionStatistics(
     long StreamBytesUnacknowledged);
 
 /// <summary>Counters of a listener's endpoint.</summary>
+/// <param name="Connections">Connections held, including handshakes in progress and closing ones.</param>
+/// <param name="PacketsReceived">UDP datagrams fed to the endpoint.</param>
+/// <param name="PacketsSent">UDP datagrams sent.</param>
+/// <param name="PacketsDropped">Received datagrams that were unroutable or malformed (plus sends the socket refused).</param>
+/// <param name="ConnectionsRefused">Initials refused at a connection limit.</param>
+/// <param name="StatelessResetsSent">Stateless resets sent for unknown connection IDs.</param>
+/// <param name="RetriesSent">Retry packets sent (address validation).</param>
+/// <param name="VersionNegotiationsSent">Version negotiation packets sent.</param>
+/// <param name="HandshakesInProgress">Connections whose handshake has not completed.</param>
 public readonly record struct QuicListenerStatistics(
     long Connections,
     long PacketsReceived,
@@ -98,7 +107,8 @@ public readonly record struct QuicListenerStatistics(
     long ConnectionsRefused,
     long StatelessResetsSent,
     long RetriesSent,
-    long VersionNegotiationsSent);
+    long VersionNegotiationsSent,
+    long HandshakesInProgress);
 
 /// <summary>A received datagram in a pooled buffer. Dispose it to return the buffer.</summary>
 public struct QuicDatagram : IDisposable

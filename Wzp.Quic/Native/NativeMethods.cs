@@ -41,6 +41,7 @@ internal static unsafe partial class NativeMethods
         public ulong MaxConnections;
         public ulong MaxConnectionsPerAddress;
         public ulong RequireRetry;
+        public ulong RetryThreshold;
         public ulong StreamWindow;
         public ulong MaxStreamSendBuffer;
         public ulong PeerUniStreams;
@@ -86,6 +87,7 @@ internal static unsafe partial class NativeMethods
         public ulong ConnectionsRefused;
         public ulong StatelessResetsSent;
         public ulong RetriesSent;
+        public ulong HandshakesInProgress;
         public ulong VersionNegotiationsSent;
         public ulong EventsDropped;
     }

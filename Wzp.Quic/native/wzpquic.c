@@ -229,7 +229,8 @@ struct wzp_endpoint {
   int verify;
   gnutls_certificate_credentials_t cred;
   uint64_t idle_timeout, handshake_timeout, keep_alive;
-  uint64_t max_dgram_frame, max_conns, max_conns_per_addr, require_retry;
+  uint64_t max_dgram_frame, max_conns, max_conns_per_addr, require_retry, retry_threshold;
+  uint64_t handshaking; /* server connections whose handshake has not completed */
   uint64_t stream_window, max_send_buffer, peer_uni_streams;
   struct sockaddr_storage local;
   socklen_t locallen;
@@ -472,6 +473,7 @@ static void remove_key(wzp_conn *c, const uint8_t *k, size_t n) {
 
 static void conn_free(wzp_conn *c) {
   wzp_endpoint *ep = c->ep;
+  if (c->is_server && !c->connected) ep->handshaking--;
   for (int i = 0; i < WZP_MAX_KEYS; i++)
     if (c->keylens[i]) remove_key(c, c->keys[i], c->keylens[i]);
   map_del(&ep->ids, (const uint8_t *)&c->id, sizeof(c->id));
@@ -590,6 +592,7 @@ static int handshake_completed_cb(ngtcp2_conn *conn, void *user_data) {
   wzp_conn *c = user_data;
   gnutls_datum_t sel;
   c->connected = 1;
+  if (c->is_server) c->ep->handshaking--;
   if (gnutls_alpn_get_selected_protocol(c->session, &sel) != 0) {
     sel.data = NULL;
     sel.size = 0;
@@ -787,6 +790,7 @@ static wzp_conn *conn_alloc(wzp_endpoint *ep, int is_server, const struct sockad
   c->ep = ep;
   c->id = ++ep->next_id;
   c->is_server = is_server;
+  if (is_server) ep->handshaking++;
   c->sid = -1;
   c->heap_idx = SIZE_MAX;
   c->expiry = UINT64_MAX;
@@ -1028,7 +1032,10 @@ static void accept_new(wzp_endpoint *ep, const struct sockaddr *sa, socklen_t sa
     return;
   }
   ngtcp2_cid ocid, *pocid = NULL;
-  if (ep->require_retry) {
+  /* Under a flood of Initials (spoofed or not) every half-open connection costs ~130 KB until its
+     handshake times out; past the threshold, only clients that prove their address get state. */
+  int validate = ep->require_retry || (ep->retry_threshold && ep->handshaking >= ep->retry_threshold);
+  if (validate || (hd.token.len && hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY)) {
     if (hd.token.len == 0 || hd.token.base[0] != NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
       send_retry(ep, &hd, sa, salen, pktlen, now);
       return;
@@ -1139,6 +1146,7 @@ int wzp_endpoint_new(const wzp_config *cfg, const uint8_t *local_sa, uint32_t lo
   ep->max_conns = cfg->max_connections ? cfg->max_connections : 10000;
   ep->max_conns_per_addr = cfg->max_connections_per_address ? cfg->max_connections_per_address : 256;
   ep->require_retry = cfg->require_retry;
+  ep->retry_threshold = cfg->retry_threshold;
   ep->peer_uni_streams = cfg->peer_uni_streams;
   ep->stream_window = cfg->stream_window ? cfg->stream_window : 256 * 1024;
   ep->max_send_buffer = cfg->max_stream_send_buffer ? cfg->max_stream_send_buffer : 1024 * 1024;
@@ -1382,6 +1390,7 @@ void wzp_endpoint_get_stats(wzp_endpoint *ep, wzp_endpoint_stats *stats) {
   if (!ep || !stats) return;
   *stats = ep->stats;
   stats->connections = ep->nconns;
+  stats->handshakes_in_progress = ep->handshaking;
 }
 
 /* ------------------------------------------------------------------ API: connection */

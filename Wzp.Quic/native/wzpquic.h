@@ -60,6 +60,7 @@ typedef struct wzp_config {
   uint64_t max_connections;
   uint64_t max_connections_per_address;
   uint64_t require_retry; /* server: address validation with a Retry round trip */
+  uint64_t retry_threshold; /* server: Retry anyway while this many handshakes are in progress; 0: off */
   uint64_t stream_window; /* receive window of the control stream */
   uint64_t max_stream_send_buffer; /* unacknowledged control-stream bytes kept at most */
   uint64_t peer_uni_streams; /* tests only: HTTP/3 peers need 3 to complete a handshake */
@@ -99,6 +100,7 @@ typedef struct wzp_endpoint_stats {
   uint64_t connections_refused;
   uint64_t stateless_resets_sent;
   uint64_t retries_sent;
+  uint64_t handshakes_in_progress;
   uint64_t version_negotiations_sent;
   uint64_t events_dropped;
 } wzp_endpoint_stats;
