@@ -28,6 +28,10 @@ public static partial class GatewayProcess
     {
         ArgumentNullException.ThrowIfNull(builder);
         var cluster = GatewayClusterSettings.Read(builder.Configuration);
+        // Telemetry first: hosted services start in order, and /healthz must answer (unhealthy) while the
+        // Orleans client is still waiting for a silo.
+        builder.Services.AddWzpTelemetry(builder.Configuration, "wzp-gateway", DefaultTelemetryEndpoint, GatewayCounters.MeterName);
+        builder.Services.AddWzpGatewayHealth();
         // Services.AddOrleansClient rather than UseOrleansClient, for the reason given in the silo's
         // AddWzpSilo: Orleans would otherwise read our Orleans:Clustering section as its own provider syntax.
         builder.Services.AddOrleansClient(client =>
@@ -45,8 +49,6 @@ public static partial class GatewayProcess
             client.UseConnectionRetryFilter<RetryUntilStopped>();
         });
         builder.Services.AddWzpGateway(builder.Configuration, allInOne: false);
-        builder.Services.AddWzpGatewayHealth();
-        builder.Services.AddWzpTelemetry(builder.Configuration, DefaultTelemetryEndpoint, GatewayCounters.MeterName);
         return builder;
     }
 

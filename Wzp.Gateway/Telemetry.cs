@@ -6,6 +6,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 
 namespace Wzp.Gateway;
 
@@ -55,7 +56,13 @@ public static class TelemetryHosting
     /// <c>/healthz</c> from the registered <see cref="IHealthProbe"/>s, both under <c>Telemetry:PrometheusEndpoint</c>
     /// (or <paramref name="processDefault"/>). Nothing is served when <c>Telemetry:Enabled</c> is false.
     /// </summary>
-    public static IServiceCollection AddWzpTelemetry(this IServiceCollection services, IConfiguration configuration, string processDefault, params string[] meters)
+    /// <param name="services">The host's services.</param>
+    /// <param name="configuration">The host's configuration (section <c>Telemetry</c>).</param>
+    /// <param name="serviceName">The <c>service_name</c> of <c>target_info</c>: <c>wzp-silo</c> or <c>wzp-gateway</c>.</param>
+    /// <param name="processDefault">The endpoint when <c>Telemetry:PrometheusEndpoint</c> is empty.</param>
+    /// <param name="meters">The meters to export.</param>
+    public static IServiceCollection AddWzpTelemetry(this IServiceCollection services, IConfiguration configuration, string serviceName, string processDefault,
+        params string[] meters)
     {
         ArgumentNullException.ThrowIfNull(configuration);
         var options = configuration.GetSection(TelemetryOptions.SectionName).Get<TelemetryOptions>() ?? new TelemetryOptions();
@@ -68,7 +75,7 @@ public static class TelemetryHosting
                 [$"Telemetry:PrometheusEndpoint '{options.PrometheusEndpoint}' must be an http://host:port/ base URL."]);
         }
 
-        services.AddOpenTelemetry().WithMetrics(metrics =>
+        services.AddOpenTelemetry().ConfigureResource(resource => resource.AddService(serviceName)).WithMetrics(metrics =>
         {
             metrics.AddMeter(meters);
             metrics.AddPrometheusHttpListener(listener =>

@@ -38,6 +38,9 @@ public static class SiloMetrics
             description: "Members of the rooms active on this silo");
     }
 
+    /// <summary>Creates the instruments now (they are otherwise created when the first room activates).</summary>
+    public static void EnsureCreated() => GC.KeepAlive(Meter);
+
     /// <summary>A room grain's entry in the gauges, from activation to deactivation.</summary>
     public static RoomGauge TrackRoom()
     {

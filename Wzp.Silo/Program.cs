@@ -10,11 +10,12 @@ var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
     Args = args,
     ContentRootPath = ContentRoot.Find(),
 });
-builder.AddWzpSilo();
 // All-in-one by default: this silo also terminates clients. Scale-out silos set Gateway:HostInSilo=false.
 var hostsGateway = builder.Configuration.GetValue("Gateway:HostInSilo", true);
+// Metrics and /healthz on Telemetry:PrometheusEndpoint (default http://127.0.0.1:9464/); added first so that
+// /healthz answers (unhealthy) while the silo is still joining the cluster.
+builder.AddWzpSiloTelemetry(hostsGateway);
+builder.AddWzpSilo();
 if (hostsGateway)
     builder.Services.AddWzpGateway(builder.Configuration, allInOne: true);
-// Metrics and /healthz on Telemetry:PrometheusEndpoint (default http://127.0.0.1:9464/).
-builder.AddWzpSiloTelemetry(hostsGateway);
 await builder.Build().RunAsync();

@@ -22,14 +22,16 @@ public static class SiloTelemetry
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddSingleton<IHealthProbe, SiloHealthProbe>();
+        // The room gauges exist from the first scrape on (0), not only once a room has activated.
+        SiloMetrics.EnsureCreated();
         if (hostsGateway)
         {
             builder.Services.AddWzpGatewayHealth();
-            builder.Services.AddWzpTelemetry(builder.Configuration, DefaultTelemetryEndpoint, SiloMetrics.MeterName, GatewayCounters.MeterName);
+            builder.Services.AddWzpTelemetry(builder.Configuration, "wzp-silo", DefaultTelemetryEndpoint, SiloMetrics.MeterName, GatewayCounters.MeterName);
         }
         else
         {
-            builder.Services.AddWzpTelemetry(builder.Configuration, DefaultTelemetryEndpoint, SiloMetrics.MeterName);
+            builder.Services.AddWzpTelemetry(builder.Configuration, "wzp-silo", DefaultTelemetryEndpoint, SiloMetrics.MeterName);
         }
 
         return builder;

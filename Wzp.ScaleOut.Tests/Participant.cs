@@ -1,0 +1,151 @@
+using System.Diagnostics;
+using System.Text;
+using Wzp.Client;
+using Wzp.Protocol;
+
+namespace Wzp.ScaleOut.Tests;
+
+/// <summary>
+/// A client in the room that talks continuously (one frame every 20 ms, 50/s, as a voice call does) and records
+/// when each frame of every other speaker arrived.
+/// </summary>
+public sealed class Participant : IAsyncDisposable
+{
+    private static readonly long Epoch = Stopwatch.GetTimestamp();
+    private readonly Dictionary<string, List<Heard>> _heard = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _stop = new();
+    private Task _talking = Task.CompletedTask;
+    private Task _listening = Task.CompletedTask;
+    private long _sendFailures;
+
+    private Participant(string name, WzpClient client)
+    {
+        Name = name;
+        Client = client;
+    }
+
+    public string Name { get; }
+
+    public WzpClient Client { get; }
+
+    public long SendFailures => Interlocked.Read(ref _sendFailures);
+
+    /// <summary>One received frame: local arrival time and the sender's own clock (the header timestamp, ms).</summary>
+    public readonly record struct Heard(long Arrival, uint SentAtMs);
+
+    public static async Task<Participant> JoinAsync(string name, GatewayProcess gateway, string room, Fingerprint cluster, string directory,
+        CancellationToken cancellationToken = default)
+    {
+        var client = await WzpClient.ConnectAsync(new WzpClientOptions
+        {
+            Gateway = new GatewayAddress("127.0.0.1", gateway.QuicPort),
+            Identity = Identity.Generate(),
+            Room = room,
+            Alias = name,
+            PinnedClusterFingerprint = cluster,
+            KnownClustersPath = Path.Combine(directory, "known_clusters"),
+            // The test is about the relay's behaviour when a gateway dies: its clients must not come back.
+            Reconnect = false,
+        }, cancellationToken);
+        var participant = new Participant(name, client);
+        participant._listening = Task.Run(participant.ListenAsync);
+        participant._talking = Task.Run(participant.TalkAsync);
+        return participant;
+    }
+
+    public bool Sees(string alias) => Client.Members.Any(m => m.Alias == alias);
+
+    public int HeardCount(string speaker)
+    {
+        lock (_heard) return _heard.TryGetValue(speaker, out var list) ? list.Count : 0;
+    }
+
+    public Heard[] HeardFrom(string speaker)
+    {
+        lock (_heard) return _heard.TryGetValue(speaker, out var list) ? [.. list] : [];
+    }
+
+    private async Task TalkAsync()
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(20));
+        var sequence = 0;
+        var payload = new byte[160];
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stop.Token))
+            {
+                sequence++;
+                var sentAt = (uint)Stopwatch.GetElapsedTime(Epoch).TotalMilliseconds;
+                Array.Clear(payload);
+                Encoding.ASCII.GetBytes($"{Name}:{sequence}:").CopyTo(payload, 0);
+                var header = new MediaHeader(false, false, CodecId.Opus24k, false, 0, (ushort)sequence, sentAt, 0, 0, 0, 0);
+                if (!Client.TrySend(header, payload)) Interlocked.Increment(ref _sendFailures);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task ListenAsync()
+    {
+        try
+        {
+            await foreach (var frame in Client.ReceiveAsync(_stop.Token))
+            {
+                var arrival = Stopwatch.GetTimestamp();
+                var text = Encoding.ASCII.GetString(frame.Payload.Span[..Math.Min(32, frame.Payload.Length)]);
+                var colon = text.IndexOf(':', StringComparison.Ordinal);
+                if (colon <= 0) continue;
+                var speaker = text[..colon];
+                lock (_heard)
+                {
+                    if (!_heard.TryGetValue(speaker, out var list)) _heard[speaker] = list = [];
+                    list.Add(new Heard(arrival, frame.Header.Timestamp));
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>
+    /// The longest silence from <paramref name="speaker"/> between <paramref name="from"/> and <paramref name="to"/>
+    /// (Stopwatch timestamps): by arrival time, and by the sender's timestamps of consecutive frames received
+    /// (the audio actually lost).
+    /// </summary>
+    public (TimeSpan Arrival, TimeSpan Sent) LongestGap(string speaker, long from, long to)
+    {
+        var frames = HeardFrom(speaker);
+        var arrival = TimeSpan.Zero;
+        var sent = TimeSpan.Zero;
+        Heard? previous = null;
+        foreach (var frame in frames)
+        {
+            if (frame.Arrival < from)
+            {
+                previous = frame;
+                continue;
+            }
+            if (frame.Arrival > to) break;
+            var since = previous is { } p ? p.Arrival : from;
+            arrival = Max(arrival, Stopwatch.GetElapsedTime(since, frame.Arrival));
+            if (previous is { } q) sent = Max(sent, TimeSpan.FromMilliseconds(Math.Max(0, (long)frame.SentAtMs - q.SentAtMs)));
+            previous = frame;
+        }
+        // A flow that stopped is a gap up to the end of the window.
+        arrival = Max(arrival, Stopwatch.GetElapsedTime(previous is { } last && last.Arrival > from ? last.Arrival : from, to));
+        return (arrival, sent);
+    }
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await Task.WhenAll(_talking, _listening);
+        await Client.DisposeAsync();
+        _stop.Dispose();
+    }
+}

@@ -1,0 +1,181 @@
+using System.Globalization;
+using System.Net.Http;
+using System.Text.RegularExpressions;
+using Wzp.Protocol;
+
+namespace Wzp.ScaleOut.Tests;
+
+/// <summary>
+/// Redis, N silo processes and M gateway processes of one test cluster, with short control-plane periods. Every
+/// process is stopped by its id on <see cref="Dispose"/>, which tests call in a finally (also on failure).
+/// </summary>
+public sealed partial class ScaleOutCluster : IDisposable
+{
+    // Short periods so that a killed gateway is noticed in seconds (the defaults are 5 s heartbeat, 15 s expiry)
+    // and a killed silo is declared dead quickly (Orleans' defaults: 10 s probes, 3 misses).
+    public static readonly TimeSpan HeartbeatPeriod = TimeSpan.FromMilliseconds(500);
+    public static readonly TimeSpan GatewayExpiry = TimeSpan.FromSeconds(3);
+
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
+    private readonly List<ChildProcess> _processes = [];
+    private readonly string _clusterId = $"scaleout-{Guid.NewGuid():N}"[..20];
+
+    private ScaleOutCluster(string directory, RedisServer redis)
+    {
+        Directory = directory;
+        Redis = redis;
+        ClusterKey = Identity.Generate();
+    }
+
+    public string Directory { get; }
+
+    public RedisServer Redis { get; }
+
+    /// <summary>The cluster key this test created; it signs every gateway credential.</summary>
+    public Identity ClusterKey { get; }
+
+    public List<SiloProcess> Silos { get; } = [];
+
+    public List<GatewayProcess> Gateways { get; } = [];
+
+    public static async Task<ScaleOutCluster> StartRedisAsync()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "wzp-scaleout-" + Guid.NewGuid().ToString("N")[..8]);
+        System.IO.Directory.CreateDirectory(directory);
+        var redis = await RedisServer.StartAsync(directory);
+        return new ScaleOutCluster(directory, redis);
+    }
+
+    private Dictionary<string, string> CommonEnvironment() => new()
+    {
+        ["Orleans__ClusterId"] = _clusterId,
+        ["Orleans__ServiceId"] = _clusterId,
+        ["Orleans__Clustering__Mode"] = "Redis",
+        ["Orleans__Clustering__RedisConnectionString"] = Redis.ConnectionString,
+        ["Orleans__Membership__ProbeTimeout"] = "00:00:01",
+        ["Orleans__Membership__NumMissedProbesLimit"] = "2",
+        ["Orleans__Membership__IAmAliveTablePublishTimeout"] = "00:00:02",
+        ["Cluster__GatewayHeartbeatPeriod"] = HeartbeatPeriod.ToString("c", CultureInfo.InvariantCulture),
+        ["Cluster__GatewayExpiry"] = GatewayExpiry.ToString("c", CultureInfo.InvariantCulture),
+        ["Cluster__RoomGatewayCheckPeriod"] = "00:00:01",
+        ["Logging__LogLevel__Default"] = "Information",
+        ["Logging__LogLevel__Orleans"] = "Warning",
+        ["Logging__LogLevel__Microsoft"] = "Warning",
+        ["Logging__Console__FormatterName"] = "simple",
+        ["DOTNET_gcServer"] = "0",
+    };
+
+    public SiloProcess StartSilo()
+    {
+        var index = Silos.Count + 1;
+        var telemetry = Ports.FreeTcp();
+        var environment = CommonEnvironment();
+        environment["Gateway__HostInSilo"] = "false";
+        environment["Orleans__Clustering__SiloPort"] = Ports.FreeTcp().ToString(CultureInfo.InvariantCulture);
+        environment["Orleans__Clustering__GatewayPort"] = Ports.FreeTcp().ToString(CultureInfo.InvariantCulture);
+        environment["Telemetry__PrometheusEndpoint"] = $"http://127.0.0.1:{telemetry}/";
+        var process = ChildProcess.StartDotnet($"silo{index}", Builds.SiloDll, environment, Directory, Directory);
+        _processes.Add(process);
+        var silo = new SiloProcess(process, new Uri($"http://127.0.0.1:{telemetry}/"));
+        Silos.Add(silo);
+        return silo;
+    }
+
+    /// <summary>Prepares a gateway's identity and a credential issued by <see cref="ClusterKey"/> (the way <c>wzp cluster issue</c> does).</summary>
+    public string PrepareGateway(string gatewayId, DateTimeOffset? notAfter = null, Identity? issuer = null, byte[]? forKey = null)
+    {
+        var dataDirectory = Path.Combine(Directory, gatewayId);
+        System.IO.Directory.CreateDirectory(dataDirectory);
+        using var identity = SeedFile.LoadOrCreate(Path.Combine(dataDirectory, "gateway.seed"), out _);
+        var now = DateTimeOffset.UtcNow;
+        var credential = GatewayCredential.Issue(issuer ?? ClusterKey, gatewayId, forKey ?? identity.PublicKey, now.AddMinutes(-5), notAfter ?? now.AddDays(1));
+        File.WriteAllText(Path.Combine(dataDirectory, "gateway.credential.json"), credential.ToJson());
+        return dataDirectory;
+    }
+
+    public GatewayProcess StartGateway(string gatewayId)
+    {
+        var dataDirectory = Path.Combine(Directory, gatewayId);
+        var quicPort = Ports.FreeUdp();
+        var telemetry = Ports.FreeTcp();
+        var environment = CommonEnvironment();
+        environment["Gateway__GatewayId"] = gatewayId;
+        environment["Gateway__ListenAddress"] = $"127.0.0.1:{quicPort}";
+        environment["Gateway__DataDirectory"] = dataDirectory;
+        environment["Telemetry__PrometheusEndpoint"] = $"http://127.0.0.1:{telemetry}/";
+        var process = ChildProcess.StartDotnet(gatewayId, Builds.GatewayDll, environment, Directory, Directory);
+        _processes.Add(process);
+        var gateway = new GatewayProcess(gatewayId, process, quicPort, new Uri($"http://127.0.0.1:{telemetry}/"));
+        Gateways.Add(gateway);
+        return gateway;
+    }
+
+    /// <summary>Waits until <c>/healthz</c> of <paramref name="process"/> answers 200.</summary>
+    public static Task WaitHealthyAsync(HostedProcess process, TimeSpan timeout) =>
+        Eventually.True(async () =>
+        {
+            if (process.Process.HasExited) throw new InvalidOperationException($"{process.Process.Name} exited with {process.Process.ExitCode}:\n{process.Process.Output}");
+            var (status, _) = await process.HealthAsync();
+            return status == 200;
+        }, timeout, $"{process.Process.Name} reports healthy");
+
+    /// <summary>A counter's value in a Prometheus scrape: the sum over its series.</summary>
+    public static double ReadCounter(string scrape, string metric)
+    {
+        var total = 0.0;
+        var found = false;
+        foreach (Match match in Regex.Matches(scrape, $@"^{Regex.Escape(metric)}(\{{[^}}]*\}})?\s+(\S+)", RegexOptions.Multiline))
+        {
+            total += double.Parse(match.Groups[2].Value, CultureInfo.InvariantCulture);
+            found = true;
+        }
+        return found ? total : double.NaN;
+    }
+
+    internal static async Task<(int Status, string Body)> GetAsync(Uri uri)
+    {
+        using var response = await Http.GetAsync(uri);
+        return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    /// <summary>Every process's output, for a failure message.</summary>
+    public string Diagnostics() => string.Join("\n\n", _processes.Select(p => $"===== {p.Name} (pid {p.Id}{(p.HasExited ? $", exited {p.ExitCode}" : "")})\n{Tail(p.Output)}"));
+
+    private static string Tail(string output) => output.Length <= 6000 ? output : "..." + output[^6000..];
+
+    public void Dispose()
+    {
+        foreach (var process in _processes) process.Dispose();
+        Redis.Dispose();
+        ClusterKey.Dispose();
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A child that had not quite let go of a file; the temp folder is cleaned by the OS eventually.
+        }
+    }
+}
+
+/// <summary>A silo or gateway process with its telemetry endpoint.</summary>
+public abstract class HostedProcess(ChildProcess process, Uri telemetry)
+{
+    public ChildProcess Process { get; } = process;
+
+    public Uri Telemetry { get; } = telemetry;
+
+    public Task<(int Status, string Body)> HealthAsync() => ScaleOutCluster.GetAsync(new Uri(Telemetry, "healthz"));
+
+    public async Task<string> ScrapeAsync() => (await ScaleOutCluster.GetAsync(new Uri(Telemetry, "metrics"))).Body;
+}
+
+public sealed class SiloProcess(ChildProcess process, Uri telemetry) : HostedProcess(process, telemetry);
+
+public sealed class GatewayProcess(string gatewayId, ChildProcess process, int quicPort, Uri telemetry) : HostedProcess(process, telemetry)
+{
+    public string GatewayId { get; } = gatewayId;
+
+    public int QuicPort { get; } = quicPort;
+}
