@@ -279,3 +279,56 @@ public sealed class GatewayHandshakeLimitTests(ClusterFixture fixture)
         Assert.NotEqual(0, carol.Slot);
     }
 }
+
+/// <summary>Gateway links under rekey and under loss of one side's state.</summary>
+[Collection(ClusterFixture.Collection)]
+public sealed class GatewayLinkTests(ClusterFixture fixture)
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
+
+    private static async Task<(GatewayHarness, GatewayServer, GatewayServer, WzpClient, WzpClient)> TwoGatewaysAsync(ClusterFixture fixture)
+    {
+        var harness = new GatewayHarness(fixture);
+        var g1 = await harness.StartGatewayAsync(configure: o => o.LinkIdleTimeout = TimeSpan.FromSeconds(2));
+        var g2 = await harness.StartGatewayAsync(configure: o => o.LinkIdleTimeout = TimeSpan.FromSeconds(2));
+        var room = $"room-{Guid.NewGuid():N}";
+        var alice = await harness.JoinAsync(g1, room, "alice");
+        var bob = await harness.JoinAsync(g2, room, "bob");
+        await Eventually.True(() => Task.FromResult(alice.Others.Count == 1 && bob.Others.Count == 1 &&
+            g1.HasLinkTo(g2.Options.GatewayId) && g2.HasLinkTo(g1.Options.GatewayId)), Patience, "joined and linked");
+        return (harness, g1, g2, alice, bob);
+    }
+
+    [Fact]
+    public async Task LinkRekey_DuringACall_LosesNoFrame()
+    {
+        var (harness, g1, g2, alice, bob) = await TwoGatewaysAsync(fixture);
+        await using var _ = harness;
+        var offerer = LinkHandshake.ShouldOffer(g1.Options.GatewayId, g2.Options.GatewayId) ? g1 : g2;
+        var peer = offerer == g1 ? g2 : g1;
+        var before = offerer.Links.Get(peer.Options.GatewayId)!.Session.Keys.Current.Number;
+        var listening = Speech.ListenAsync(bob, 200, Patience);
+        var talking = Speech.TalkAsync(alice, "alice", 200);
+        offerer.Links.RekeyOfferedLinks();
+        await Eventually.True(() => Task.FromResult(peer.Links.Get(offerer.Options.GatewayId)!.Session.Keys.Current.Number > before &&
+            offerer.Links.Get(peer.Options.GatewayId)!.Session.Keys.Current.Number > before), Patience, "both ends of the link switched epochs");
+        await talking;
+        var heard = await listening;
+        Assert.Equal(Enumerable.Range(0, 200), heard.Select(f => (int)f.Header.Sequence).Order());
+    }
+
+    [Fact]
+    public async Task LinkLostOnOneSide_IsRenegotiated_AndMediaFlowsAgain()
+    {
+        var (harness, g1, g2, alice, bob) = await TwoGatewaysAsync(fixture);
+        await using var _ = harness;
+        var old = g1.Links.Get(g2.Options.GatewayId)!;
+        g2.Links.ForgetLink(g1.Options.GatewayId); // as if g2 had restarted its link state
+        await Eventually.True(() => Task.FromResult(g1.Links.Get(g2.Options.GatewayId) is { } now && now != old && g2.HasLinkTo(g1.Options.GatewayId)),
+            Patience, "a fresh link replaces the lost one");
+        var listening = new[] { Speech.ListenAsync(bob, 50, Patience), Speech.ListenAsync(alice, 50, Patience) };
+        await Task.WhenAll(Speech.TalkAsync(alice, "alice", 50), Speech.TalkAsync(bob, "bob", 50));
+        var heard = await Task.WhenAll(listening);
+        Assert.All(heard, frames => Assert.Equal(Enumerable.Range(0, 50), frames.Select(f => (int)f.Header.Sequence).Order()));
+    }
+}

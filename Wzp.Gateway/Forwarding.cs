@@ -82,6 +82,7 @@ internal sealed class LocalMember
 internal sealed class LinkPeer
 {
     private long _lastReceived;
+    private long _lastKeepalive;
 
     public LinkPeer(string peerId, LinkSession session, SocketAddress endpoint, TimeProvider time)
     {
@@ -103,6 +104,10 @@ internal sealed class LinkPeer
     public long LastReceived => Interlocked.Read(ref _lastReceived);
 
     public void OnReceived(long now) => Interlocked.Exchange(ref _lastReceived, now);
+
+    public long LastKeepalive => Interlocked.Read(ref _lastKeepalive);
+
+    public void OnKeepaliveSent(long now) => Interlocked.Exchange(ref _lastKeepalive, now);
 }
 
 /// <summary>
@@ -218,6 +223,7 @@ internal sealed class Forwarder(GatewayCounters counters, Socket linkSocket)
             return;
         }
         link.OnReceived(now);
+        if (tag == LinkManager.KeepaliveTag) return;
         var payload = plaintext[..length];
         if (_byTag.TryGetValue(tag, out var fanout))
             SendToLocals(fanout.Current.Locals, source, datagram.Slice(19, MediaHeader.Size), payload, except: null);

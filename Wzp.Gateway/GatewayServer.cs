@@ -277,10 +277,13 @@ public sealed partial class GatewayServer : IAsyncDisposable
     private async Task TickLoopAsync(CancellationToken stopping)
     {
         using var timer = new PeriodicTimer(TickPeriod, Time);
+        var ticks = 0L;
         try
         {
             while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false))
             {
+                // Once a second, bring up any link a room needs that a lost message left missing.
+                if (++ticks % 10 == 0) RefreshAllLinks();
                 foreach (var fanout in _forwarder.Rooms)
                 {
                     foreach (var member in fanout.Current.Locals)

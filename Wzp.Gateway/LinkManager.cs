@@ -19,7 +19,15 @@ namespace Wzp.Gateway;
 /// </summary>
 internal sealed partial class LinkManager(GatewayServer server, Socket socket, Forwarder forwarder, IGrainFactory grains, ILogger logger)
 {
+    /// <summary>
+    /// The room tag of link keepalives: sealed, empty datagrams each side sends a few times per idle timeout so
+    /// that a link whose peer lost it (or whose path broke) is noticed even when nobody talks. A real room whose
+    /// tag is 0 has a 2^-64 chance; its media would only be mistaken for keepalives.
+    /// </summary>
+    public const ulong KeepaliveTag = 0;
+
     private static readonly TimeSpan OfferRetry = TimeSpan.FromSeconds(3);
+    private static readonly byte[] KeepaliveHeader = new byte[MediaHeader.Size];
 
     private readonly ConcurrentDictionary<string, LinkState> _links = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<uint, LinkPeer?> _byReceiveId = new(); // null: reserved during a negotiation
@@ -118,7 +126,8 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
             var pending = state.Offerer is not null && state.OfferedAt != long.MinValue &&
                 server.Time.GetElapsedTime(state.OfferedAt) < OfferRetry;
             // A request that crossed our offer on the way predates the link it asked for.
-            var fresh = state.Established is { } link && server.Time.GetElapsedTime(link.EstablishedAt) < OfferRetry;
+            var fresh = state.Established is { } link && server.Time.GetElapsedTime(link.EstablishedAt) < OfferRetry &&
+                server.Time.GetElapsedTime(link.LastReceived) < server.Options.LinkIdleTimeout;
             if (pending || fresh) return;
             state.Established = null; // the old link stays in the receive table until the new one replaces it
             state.OfferedAt = long.MinValue;
@@ -269,17 +278,78 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
         }
     }
 
-    /// <summary>Periodic work: link rekeys (offering side) and wiping retired link keys.</summary>
+    /// <summary>
+    /// Periodic work: keepalives, re-negotiating a link that stopped receiving, link rekeys (offering side) and
+    /// wiping retired link keys.
+    /// </summary>
     public void Tick()
     {
+        var now = server.Time.GetTimestamp();
+        var idle = server.Options.LinkIdleTimeout;
         foreach (var (peer, state) in _links)
         {
             var link = state.Established;
             if (link is null) continue;
             link.Session.Keys.Maintain();
-            if (link.Session.Initiator is { } initiator && !initiator.InProgress && RekeyTriggers.IsDue(link.Session.Keys) &&
+            if (server.Time.GetElapsedTime(link.LastKeepalive, now) >= idle / 4) SendKeepalive(link, now);
+            if (server.Time.GetElapsedTime(link.LastReceived, now) >= idle) Renegotiate(peer, state);
+            else if (link.Session.Initiator is { } initiator && !initiator.InProgress && RekeyTriggers.IsDue(link.Session.Keys) &&
                 initiator.Request() is { } rekey)
                 Send(peer, LinkMessageKind.Rekey, ControlCodec.Encode(rekey));
+        }
+    }
+
+    /// <summary>Starts a rekey of every link this gateway offered (the periodic trigger, on demand).</summary>
+    internal void RekeyOfferedLinks()
+    {
+        foreach (var (peer, state) in _links)
+        {
+            if (state.Established?.Session.Initiator?.Request() is { } rekey) Send(peer, LinkMessageKind.Rekey, ControlCodec.Encode(rekey));
+        }
+    }
+
+    /// <summary>Forgets a link as a restarted gateway would have; for tests of re-negotiation.</summary>
+    internal void ForgetLink(string peer)
+    {
+        if (!_links.TryRemove(peer, out var state)) return;
+        if (state.Established is { } link) _byReceiveId.TryRemove(new KeyValuePair<uint, LinkPeer?>(link.Session.ReceiveLinkId, link));
+        server.RefreshAllLinks();
+    }
+
+    private void SendKeepalive(LinkPeer link, long now)
+    {
+        link.OnKeepaliveSent(now);
+        Span<byte> datagram = stackalloc byte[LinkDatagram.MinSize];
+        var n = LinkDatagram.Seal(link.Session.Keys, link.Session.SendLinkId, KeepaliveTag, 0, KeepaliveHeader, [], datagram);
+        if (n == 0) return;
+        try
+        {
+            socket.SendTo(datagram[..n], SocketFlags.None, link.Endpoint);
+        }
+        catch (SocketException)
+        {
+            // The idle check notices a path that stays broken.
+        }
+    }
+
+    /// <summary>Nothing arrived for the idle timeout: bring up a fresh link (the old one serves until it is replaced).</summary>
+    private void Renegotiate(string peer, LinkState state)
+    {
+        lock (state.Gate)
+        {
+            if (state.OfferedAt != long.MinValue && server.Time.GetElapsedTime(state.OfferedAt) < OfferRetry) return;
+            state.OfferedAt = server.Time.GetTimestamp();
+            Log.LinkIdle(logger, peer);
+            if (LinkHandshake.ShouldOffer(_self, peer))
+            {
+                state.Offerer?.Dispose();
+                state.Offerer = new LinkOfferer(server.Keys.Identity, server.Keys.Credential, server.Time);
+                Send(peer, LinkMessageKind.Offer, state.Offerer.Offer.ToBytes());
+            }
+            else
+            {
+                Send(peer, LinkMessageKind.Accept, []);
+            }
         }
     }
 
@@ -372,6 +442,9 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
 
         [LoggerMessage(EventId = 202, Level = LogLevel.Warning, Message = "Malformed {Kind} link message from gateway {Peer}")]
         public static partial void BadLinkMessage(ILogger logger, string peer, string kind);
+
+        [LoggerMessage(EventId = 204, Level = LogLevel.Warning, Message = "Link to gateway {Peer} received nothing for the idle timeout; re-negotiating")]
+        public static partial void LinkIdle(ILogger logger, string peer);
 
         [LoggerMessage(EventId = 203, Level = LogLevel.Warning, Message = "Gateway directory call failed")]
         public static partial void DirectoryFailed(ILogger logger, Exception exception);
