@@ -94,10 +94,20 @@ public static class MediaDatagram
         plaintextLength = 0;
         if (!TryReadPrefix(datagram, out var header, out var wireEpoch, out var packetNumber, out source)) return DropReason.Malformed;
         if (plaintext.Length < datagram.Length - MinSize) throw new ArgumentException("Plaintext buffer too small.", nameof(plaintext));
+        return Open(schedule, wireEpoch, packetNumber, datagram[..PrefixSize], datagram[PrefixSize..], header, plaintext, out plaintextLength);
+    }
+
+    /// <summary>
+    /// The receive rules both datagram formats share (PROTOCOL.md §6): the epoch the datagram names, the AEAD, then
+    /// the replay window of that epoch, which only an authentic datagram may move.
+    /// </summary>
+    internal static DropReason Open(HopKeySchedule schedule, byte wireEpoch, uint packetNumber, ReadOnlySpan<byte> aad,
+        ReadOnlySpan<byte> ciphertext, MediaHeader header, Span<byte> plaintext, out int plaintextLength)
+    {
+        plaintextLength = 0;
         var epoch = schedule.FindReceiveEpoch(wireEpoch);
         if (epoch is null) return DropReason.UnknownEpoch;
-        var ciphertext = datagram[PrefixSize..];
-        if (!epoch.Receive.TryOpen(packetNumber, datagram[..PrefixSize], ciphertext, plaintext)) return DropReason.Authentication;
+        if (!epoch.Receive.TryOpen(packetNumber, aad, ciphertext, plaintext)) return DropReason.Authentication;
         if (!epoch.Window.TryAccept(packetNumber)) return DropReason.Replay;
         schedule.OnAccepted(epoch);
         plaintextLength = ciphertext.Length - DirectionalKey.TagSize;
@@ -175,13 +185,6 @@ public static class LinkDatagram
         var packetNumber = BinaryPrimitives.ReadUInt32BigEndian(datagram[5..]);
         roomTag = BinaryPrimitives.ReadUInt64BigEndian(datagram[9..]);
         source = BinaryPrimitives.ReadUInt16BigEndian(datagram[17..]);
-        var epoch = schedule.FindReceiveEpoch(datagram[4]);
-        if (epoch is null) return DropReason.UnknownEpoch;
-        var ciphertext = datagram[PrefixSize..];
-        if (!epoch.Receive.TryOpen(packetNumber, datagram[..PrefixSize], ciphertext, plaintext)) return DropReason.Authentication;
-        if (!epoch.Window.TryAccept(packetNumber)) return DropReason.Replay;
-        schedule.OnAccepted(epoch);
-        plaintextLength = ciphertext.Length - DirectionalKey.TagSize;
-        return header.HasQualityReport && plaintextLength < QualityReport.Size ? DropReason.Malformed : DropReason.None;
+        return MediaDatagram.Open(schedule, datagram[4], packetNumber, datagram[..PrefixSize], datagram[PrefixSize..], header, plaintext, out plaintextLength);
     }
 }

@@ -84,22 +84,9 @@ public static class LinkHandshake
             .. ephemeralB, .. nonceB, .. ids]);
     }
 
-    internal static byte[]? Chain0(EphemeralKey ours, ReadOnlySpan<byte> theirs, ReadOnlySpan<byte> transcript)
-    {
-        Span<byte> shared = stackalloc byte[Primitives.KeySize];
-        Span<byte> prk = stackalloc byte[Primitives.HashSize];
-        try
-        {
-            if (!Primitives.X25519Agree(ours, theirs, shared)) return null;
-            Primitives.Extract(transcript, shared, prk);
-            return Primitives.Expand(prk, "wzp/1 chain"u8, Primitives.KeySize);
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(shared);
-            CryptographicOperations.ZeroMemory(prk);
-        }
-    }
+    /// <summary><c>chain0 = Expand(Extract(transcript, X25519), "wzp/1 chain", 32)</c>: the rekey derivation with the transcript as salt.</summary>
+    internal static byte[]? Chain0(EphemeralKey ours, ReadOnlySpan<byte> theirs, ReadOnlySpan<byte> transcript) =>
+        RekeyKeys.NextChain(transcript, ours, theirs);
 
     /// <summary>Verifies a peer's credential: same cluster, good signature, valid now, and the expected gateway.</summary>
     internal static string? CheckPeer(GatewayCredential? credential, ReadOnlySpan<byte> clusterKey, DateTimeOffset now)
