@@ -332,3 +332,56 @@ public sealed class GatewayLinkTests(ClusterFixture fixture)
         Assert.All(heard, frames => Assert.Equal(Enumerable.Range(0, 50), frames.Select(f => (int)f.Header.Sequence).Order()));
     }
 }
+
+/// <summary>What operators and users see: refusals as error messages, drops as metrics.</summary>
+[Collection(ClusterFixture.Collection)]
+public sealed class GatewayObservabilityTests(ClusterFixture fixture)
+{
+    [Fact]
+    public async Task WrongToken_IsRefusedWithAnUnauthorizedErrorBeforeTheClose()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var gateway = await harness.StartGatewayAsync(configure: o => o.Token = "open-sesame");
+        var error = await Assert.ThrowsAsync<GatewayErrorException>(() => harness.JoinAsync(gateway, $"room-{Guid.NewGuid():N}", "mallory"));
+        Assert.Equal(ErrorCodes.Unauthorized, error.Code);
+        Assert.Equal(1, gateway.Counters.HandshakeFailures);
+    }
+
+    [Fact]
+    public async Task Drops_AreExportedThroughTheMeter_ByReason()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var gateway = await harness.StartGatewayAsync();
+        var room = $"room-{Guid.NewGuid():N}";
+        var clusterKey = gateway.Keys.Credential.ClusterKey;
+        await using var sender = await RawClient.ConnectAsync(gateway.ClientEndPoint.Port, room, clusterKey);
+        var datagram = sender.Seal(Speech.Header(1), new byte[40]);
+        Assert.True(sender.Send(datagram));
+        Assert.True(sender.Send(datagram));
+        await Eventually.True(() => Task.FromResult(gateway.Counters.Drops(GatewayDrop.Replay) == 1), TimeSpan.FromSeconds(20), "the replay is counted");
+
+        var measured = new Dictionary<string, long>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == GatewayCounters.MeterName) l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            string? gatewayTag = null, reason = null;
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "gateway") gatewayTag = tag.Value as string;
+                if (tag.Key == "reason") reason = tag.Value as string;
+            }
+            if (gatewayTag == gateway.Options.GatewayId) measured[$"{instrument.Name}/{reason}"] = value;
+        });
+        listener.Start();
+        listener.RecordObservableInstruments();
+        Assert.Equal(1, measured["wzp.gateway.datagrams.dropped/replay"]);
+        Assert.Equal(0, measured["wzp.gateway.datagrams.dropped/aead"]);
+        Assert.Equal(1, measured["wzp.gateway.sessions/"]);
+        // No room name, fingerprint or key is a label: only the gateway id and the drop reason.
+        Assert.DoesNotContain(measured.Keys, k => k.Contains(room, StringComparison.Ordinal));
+    }
+}
