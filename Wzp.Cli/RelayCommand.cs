@@ -1,20 +1,113 @@
 using System.CommandLine;
+using System.Globalization;
+using System.Net;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Wzp.Client;
+using Wzp.Gateway;
+using Wzp.Silo;
 
 namespace Wzp.Cli;
 
 /// <summary><c>wzp relay</c>: the all-in-one relay (silo with localhost clustering and an in-process gateway).</summary>
 internal static class RelayCommand
 {
+    public static string DefaultDataDirectory => Path.Combine(WzpPaths.ConfigDirectory, "relay");
+
     public static Command Create(CliConsole console)
     {
+        var listen = new Option<string>("--listen", "-l")
+        {
+            Description = "UDP address clients reach over QUIC (host:port). Use 0.0.0.0:4433 to accept other machines.",
+            DefaultValueFactory = _ => GatewayAddress.Default.ToString(),
+        };
+        var dataDir = new Option<string>("--data-dir", "-d")
+        {
+            Description = "Folder of the relay's cluster key, gateway identity, credential and TLS certificate; created on first start.",
+            DefaultValueFactory = _ => DefaultDataDirectory,
+        };
+        var siloPort = new Option<int?>("--silo-port") { Description = "Orleans silo-to-silo port (private, loopback). Default: Orleans:Clustering:SiloPort of appsettings.json (11111)." };
+        var orleansPort = new Option<int?>("--orleans-port") { Description = "Orleans client port (private, loopback). Default: Orleans:Clustering:GatewayPort of appsettings.json (30000)." };
+        var verbose = new Option<bool>("--verbose", "-v") { Description = "Log everything the silo and gateway log at Information and above." };
         var command = new Command("relay",
             "Run the all-in-one relay: an Orleans silo with localhost clustering and a gateway on 127.0.0.1:4433. " +
-            "On first start it creates the cluster key, the gateway identity and its credential, and prints the cluster fingerprint.");
-        command.SetAction(_ =>
+            "On first start it creates the cluster key, the gateway identity and its credential (in --data-dir), then prints " +
+            "the cluster fingerprint and the command to join. Stop it with Ctrl+C.")
         {
-            console.Error.WriteLine("wzp: relay is not available in this build yet: the gateway host is not wired into the silo (use 'dotnet run --project Wzp.Silo' once it is)");
-            return ExitCodes.Failure;
+            listen, dataDir, siloPort, orleansPort, verbose,
+        };
+        command.Validators.Add(result =>
+        {
+            if (result.GetResult(listen) is { Implicit: false } && !IPEndPoint.TryParse(result.GetValue(listen) ?? "", out _))
+                result.AddError("--listen must be an IP address and port, e.g. 127.0.0.1:4433");
+            foreach (var port in new[] { siloPort, orleansPort })
+                if (result.GetValue(port) is { } p && p is < 1 or > 65535) result.AddError($"{port.Name} must be 1 to 65535");
         });
+        command.SetAction((parse, cancellationToken) => RunAsync(
+            console,
+            parse.GetValue(listen)!,
+            Path.GetFullPath(parse.GetValue(dataDir)!),
+            parse.GetValue(siloPort),
+            parse.GetValue(orleansPort),
+            parse.GetValue(verbose),
+            cancellationToken));
         return command;
+    }
+
+    private static async Task<int> RunAsync(CliConsole console, string listen, string dataDirectory, int? siloPort, int? orleansPort, bool verbose,
+        CancellationToken cancellationToken)
+    {
+        WzpPaths.CreatePrivateDirectory(dataDirectory);
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ContentRootPath = ContentRoot.Find(), Args = [] });
+        var overrides = new Dictionary<string, string?>
+        {
+            ["Gateway:ListenAddress"] = listen,
+            ["Gateway:DataDirectory"] = dataDirectory,
+            ["Orleans:Clustering:Mode"] = nameof(ClusteringMode.Localhost),
+        };
+        if (siloPort is { } s) overrides["Orleans:Clustering:SiloPort"] = s.ToString(CultureInfo.InvariantCulture);
+        if (orleansPort is { } o) overrides["Orleans:Clustering:GatewayPort"] = o.ToString(CultureInfo.InvariantCulture);
+        builder.Configuration.AddInMemoryCollection(overrides);
+        builder.Logging.ClearProviders();
+        // The relay's own lines go to the console; the silo's chatter only with --verbose or when it matters.
+        builder.Logging.AddSimpleConsole(options => options.SingleLine = true);
+        builder.Logging.SetMinimumLevel(verbose ? LogLevel.Information : LogLevel.Error);
+        builder.Services.Configure<ConsoleLifetimeOptions>(options => options.SuppressStatusMessages = true);
+        builder.AddWzpSilo();
+        builder.Services.AddWzpGateway(builder.Configuration, allInOne: true);
+
+        using var host = builder.Build();
+        var gateway = host.Services.GetRequiredService<GatewayHost>();
+        try
+        {
+            await host.StartAsync(cancellationToken).ConfigureAwait(false);
+            var server = await gateway.Started.WaitAsync(cancellationToken).ConfigureAwait(false);
+            var endpoint = server.ClientEndPoint;
+            var fingerprint = server.Keys.ClusterFingerprint;
+            var joinAddress = endpoint.Address.Equals(IPAddress.Any) ? $"THIS-HOST:{endpoint.Port}" : endpoint.ToString();
+            console.Out.WriteLine($"relay ready: gateway '{server.Keys.Credential.GatewayId}' listening on {endpoint} (QUIC, ALPN wzp/1)");
+            console.Out.WriteLine($"cluster fingerprint {fingerprint}");
+            console.Out.WriteLine($"keys in {dataDirectory}");
+            console.Out.WriteLine($"join with: wzp join myroom --gateway {joinAddress} --pin {fingerprint}");
+            console.Out.Flush();
+            await host.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Ctrl+C: a normal way to stop the relay.
+        }
+        catch (Exception e) when (e is GatewayStartupException or IOException or System.Net.Sockets.SocketException or Orleans.Runtime.OrleansException)
+        {
+            throw new CliFailureException($"the relay cannot start: {e.Message}", e);
+        }
+        finally
+        {
+            using var stopping = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await host.StopAsync(stopping.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+        console.Out.WriteLine("relay stopped");
+        return ExitCodes.Success;
     }
 }

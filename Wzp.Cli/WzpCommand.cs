@@ -29,7 +29,14 @@ public static class WzpCommand
         }
         try
         {
-            return await parse.InvokeAsync(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false },
+            return await parse.InvokeAsync(new InvocationConfiguration
+                {
+                    Output = output,
+                    Error = error,
+                    EnableDefaultExceptionHandler = false,
+                    // The relay leaves its rooms and stops the silo on Ctrl+C; give it the time.
+                    ProcessTerminationTimeout = TimeSpan.FromSeconds(15),
+                },
                 cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (Describe(e) is { } reason)

@@ -163,11 +163,12 @@ public sealed class CliTests
             "--known-clusters", dir.File("kc")), "not a WAV file");
     }
 
-    [Fact]
-    public async Task Relay_BeforeTheGatewayHostExists_SaysSoInOneLine()
+    [Theory]
+    [InlineData("relay --listen nowhere", "--listen")]
+    [InlineData("relay --silo-port 0", "--silo-port")]
+    public async Task Relay_BadArguments_ExitTwoWithOneLine(string commandLine, string contains)
     {
-        var result = await RunAsync("relay");
-        if (result.Code == ExitCodes.Failure) AssertOneLineFailure(result, "not available");
+        AssertOneLineFailure(await RunAsync(commandLine.Split(' ')), contains, ExitCodes.Usage);
     }
 
     [Fact]
@@ -192,5 +193,81 @@ public sealed class CliTests
         var error = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
         return (process.ExitCode, await output, await error);
+    }
+}
+
+/// <summary><c>wzp join</c> end to end against the in-process fake gateway over real QUIC.</summary>
+[Collection(SocketCollection.Name)]
+public sealed class JoinCommandTests
+{
+    [Fact]
+    public async Task TwoJoins_ExchangeTones_AndRecordEachOtherToWavPerSender()
+    {
+        using var dir = new TempDirectory();
+        await using var gateway = FakeGateway.Start();
+        string[] Join(string name, int hz) =>
+        [
+            "join", "tones", "--gateway", gateway.Address.ToString(), "--tone", hz.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--record", dir.File($"{name}.wav"), "--duration", "2", "--wait-for", "1", "--identity", dir.File($"{name}.id"),
+            "--alias", name, "--known-clusters", dir.File("known_clusters"),
+        ];
+        using StringWriter aliceOut = new(), aliceError = new(), bobOut = new(), bobError = new();
+        var alice = WzpCommand.RunAsync(Join("alice", 440), aliceOut, aliceError);
+        var bob = WzpCommand.RunAsync(Join("bob", 1000), bobOut, bobError);
+        try
+        {
+            await Task.WhenAll(alice, bob).WaitAsync(TimeSpan.FromMinutes(1));
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail($"joins did not end; alice: {aliceOut}{aliceError}; bob: {bobOut}{bobError}");
+        }
+        var results = new[] { (await alice, aliceOut.ToString(), aliceError.ToString()), (await bob, bobOut.ToString(), bobError.ToString()) };
+        Assert.All(results, r => Assert.True(r.Item1 == 0, r.Item3 + r.Item2));
+
+        var aliceHeard = Assert.Single(Directory.GetFiles(dir.Path, "alice-slot*.wav"));
+        var bobHeard = Assert.Single(Directory.GetFiles(dir.Path, "bob-slot*.wav"));
+        Assert.InRange(Spectrum.DominantFrequency(Audio.WavFile.ReadMono48k(aliceHeard)), 990, 1010);
+        Assert.InRange(Spectrum.DominantFrequency(Audio.WavFile.ReadMono48k(bobHeard)), 435, 445);
+        Assert.Contains("joined 'tones' as slot", results[0].Item2);
+        Assert.Contains("+ bob", results[0].Item2);
+        Assert.Contains("recorded slot", results[1].Item2);
+    }
+
+    [Fact]
+    public async Task WrongPin_ExitsOneWithAReadableReason()
+    {
+        using var dir = new TempDirectory();
+        await using var gateway = FakeGateway.Start();
+        var (code, _, error) = await CliTests.RunAsync("join", "r", "--gateway", gateway.Address.ToString(), "--pin", "518e:b935:62fa:9e34:e59c:28b6:7fc2:d384",
+            "--identity", dir.File("id"), "--tone", "440", "--duration", "1");
+        Assert.Equal(ExitCodes.Failure, code);
+        Assert.Equal($"wzp: the gateway belongs to cluster {gateway.Cluster.Fingerprint}, not the pinned cluster 518e:b935:62fa:9e34:e59c:28b6:7fc2:d384; refusing to connect",
+            error.Trim());
+    }
+
+    [Fact]
+    public async Task ChangedClusterKey_ExitsOneWithAWarning()
+    {
+        using var dir = new TempDirectory();
+        await using var gateway = FakeGateway.Start();
+        File.WriteAllText(dir.File("kc"), $"{gateway.Address} 518e:b935:62fa:9e34:e59c:28b6:7fc2:d384\n");
+        var (code, _, error) = await CliTests.RunAsync("join", "r", "--gateway", gateway.Address.ToString(), "--known-clusters", dir.File("kc"),
+            "--identity", dir.File("id"), "--duration", "1");
+        Assert.Equal(ExitCodes.Failure, code);
+        Assert.StartsWith("wzp: WARNING: the cluster key of", error);
+        Assert.Single(error.TrimEnd('\n').Split('\n'));
+    }
+
+    [Fact]
+    public async Task RoomFull_ExitsOneWithTheGatewaysReason()
+    {
+        using var dir = new TempDirectory();
+        await using var gateway = FakeGateway.Start();
+        gateway.JoinAdmission = _ => new Protocol.Error(Protocol.ErrorCodes.RoomFull, "room 'r' is full");
+        var (code, _, error) = await CliTests.RunAsync("join", "r", "--gateway", gateway.Address.ToString(), "--known-clusters", dir.File("kc"),
+            "--identity", dir.File("id"), "--duration", "1");
+        Assert.Equal(ExitCodes.Failure, code);
+        Assert.Equal("wzp: gateway refused: room-full: room 'r' is full", error.Trim());
     }
 }

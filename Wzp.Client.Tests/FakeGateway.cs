@@ -20,6 +20,10 @@ internal sealed class FakeGateway : IAsyncDisposable
     private readonly ConcurrentDictionary<int, FakeSession> _members = new();
     private readonly Channel<FakeSession> _sessions = Channel.CreateUnbounded<FakeSession>();
     private readonly string _directory;
+
+    // Joins and leaves one at a time, as a room grain orders them: every member then sees every change, and its
+    // joined before any roomUpdate.
+    private readonly SemaphoreSlim _membership = new(1, 1);
     private int _nextSlot;
 
     private FakeGateway(Identity cluster, string directory, int port)
@@ -122,10 +126,18 @@ internal sealed class FakeGateway : IAsyncDisposable
             var slot = Interlocked.Increment(ref _nextSlot);
             session = new FakeSession(this, connection, control, established.Value!, slot, hello.Alias);
             connection.SetDatagramHandler(session.OnDatagram);
-            var others = _members.Values.ToList();
-            _members[slot] = session;
-            await control.SendAsync(new Joined(hello.Room, slot, 0, [.. _members.Values.OrderBy(m => m.Slot).Select(m => m.Info)]), _stop.Token);
-            foreach (var other in others) await other.TrySendAsync(new RoomUpdate([session.Info], []));
+            await _membership.WaitAsync(_stop.Token);
+            try
+            {
+                var others = _members.Values.ToList();
+                _members[slot] = session;
+                await control.SendAsync(new Joined(hello.Room, slot, 0, [.. _members.Values.OrderBy(m => m.Slot).Select(m => m.Info)]), _stop.Token);
+                foreach (var other in others) await other.TrySendAsync(new RoomUpdate([session.Info], []));
+            }
+            finally
+            {
+                _membership.Release();
+            }
             await _sessions.Writer.WriteAsync(session);
             await session.RunAsync(_stop.Token);
         }
@@ -156,8 +168,16 @@ internal sealed class FakeGateway : IAsyncDisposable
 
     internal async Task RemoveAsync(FakeSession session)
     {
-        if (!_members.TryRemove(new KeyValuePair<int, FakeSession>(session.Slot, session))) return;
-        foreach (var other in _members.Values) await other.TrySendAsync(new RoomUpdate([], [session.Slot]));
+        await _membership.WaitAsync();
+        try
+        {
+            if (!_members.TryRemove(new KeyValuePair<int, FakeSession>(session.Slot, session))) return;
+            foreach (var other in _members.Values) await other.TrySendAsync(new RoomUpdate([], [session.Slot]));
+        }
+        finally
+        {
+            _membership.Release();
+        }
     }
 
     /// <summary>Forwards one opened uplink frame to every other member, re-sealed under each member's own down key.</summary>
