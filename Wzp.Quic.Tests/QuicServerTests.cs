@@ -373,6 +373,24 @@ public sealed class QuicServerTests(CertificateFixture certs, ITestOutputHelper 
     }
 
     [Fact]
+    public async Task TotalConnectionLimit_RefusesCleanly()
+    {
+        await using QuicListener listener = QuicListener.Start(certs.ListenerOptions(o => o.MaxConnections = 2));
+        var (client1, server1) = await TestUtil.ConnectPairAsync(listener);
+        var (client2, server2) = await TestUtil.ConnectPairAsync(listener);
+        await using (client1)
+        await using (server1)
+        await using (client2)
+        await using (server2)
+        {
+            QuicException e = await Assert.ThrowsAsync<QuicException>(
+                () => QuicClient.ConnectAsync(listener.LocalEndPoint, new QuicClientOptions()).WaitAsync(TestUtil.Timeout));
+            Assert.Equal(QuicDefaults.ConnectionRefusedError, e.CloseInfo.ErrorCode);
+            Assert.False(e.CloseInfo.IsApplicationError);
+        }
+    }
+
+    [Fact]
     public async Task OpeningAndClosingThousandConnections_DoesNotLeakMemory()
     {
         await using QuicListener listener = QuicListener.Start(certs.ListenerOptions());
