@@ -29,6 +29,17 @@ public sealed class QuicConnectionTests(CertificateFixture certs)
     }
 
     [Fact]
+    public async Task ConnectByHostName_ResolvesAndVerifiesTheName()
+    {
+        await using QuicListener listener = QuicListener.Start(certs.ListenerOptions());
+        Task<QuicConnection> accept = listener.AcceptAsync().AsTask();
+        var options = new QuicClientOptions { TrustedCertificatesPath = certs.CertificatePath };
+        await using QuicConnection client = await QuicClient.ConnectAsync("localhost", listener.LocalEndPoint.Port, options).WaitAsync(TestUtil.Timeout);
+        await using QuicConnection server = await accept.WaitAsync(TestUtil.Timeout);
+        Assert.Equal(IPAddress.Loopback, client.RemoteEndPoint.Address);
+    }
+
+    [Fact]
     public async Task Handshake_WorksOverIPv6()
     {
         await using QuicListener listener = QuicListener.Start(certs.ListenerOptions(o => o.EndPoint = new IPEndPoint(IPAddress.IPv6Loopback, 0)));
