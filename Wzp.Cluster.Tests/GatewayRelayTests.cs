@@ -385,3 +385,47 @@ public sealed class GatewayObservabilityTests(ClusterFixture fixture)
         Assert.DoesNotContain(measured.Keys, k => k.Contains(room, StringComparison.Ordinal));
     }
 }
+
+/// <summary>A gateway that dies mid-call.</summary>
+[Collection(ClusterFixture.Collection)]
+public sealed class GatewayFailureTests(ClusterFixture fixture)
+{
+    [Fact]
+    public async Task GatewayKilledMidCall_ItsMembersLeave_OthersRekeyAndKeepTalking()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var doomed = await harness.StartGatewayAsync();
+        var survivor = await harness.StartGatewayAsync();
+        var room = $"room-{Guid.NewGuid():N}";
+        var alice = await harness.JoinAsync(doomed, room, "alice");
+        var bob = await harness.JoinAsync(survivor, room, "bob");
+        var carol = await harness.JoinAsync(survivor, room, "carol");
+        await Eventually.True(() => Task.FromResult(bob.Others.Count == 2 && carol.Others.Count == 2), TimeSpan.FromSeconds(20), "all three joined");
+        await Eventually.True(() => Task.FromResult(bob.GetStatistics().Epoch >= 1), TimeSpan.FromSeconds(20), "bob rekeyed for carol's join");
+        var epochs = (bob.GetStatistics().Epoch, carol.GetStatistics().Epoch);
+
+        // Bob and Carol talk for ~8 s while Alice's gateway dies silently (no unregister, no leave).
+        const int frames = 1000;
+        var listening = new[] { Speech.ListenAsync(bob, frames, TimeSpan.FromSeconds(40)), Speech.ListenAsync(carol, frames, TimeSpan.FromSeconds(40)) };
+        var talking = Task.WhenAll(TalkSlowlyAsync(bob, "bob", frames), TalkSlowlyAsync(carol, "carol", frames));
+        await doomed.CrashAsync();
+        await Eventually.True(() => Task.FromResult(bob.Others.Count == 1 && carol.Others.Count == 1), fixture.Options.GatewayExpiry * 4,
+            "alice leaves the room within the directory expiry");
+        await Eventually.True(() => Task.FromResult(bob.GetStatistics().Epoch > epochs.Item1 && carol.GetStatistics().Epoch > epochs.Item2),
+            TimeSpan.FromSeconds(20), "bob and carol rekey after alice is evicted");
+        await talking;
+        var heard = await Task.WhenAll(listening);
+        Assert.Equal(Enumerable.Range(0, frames), heard[0].Where(f => f.Source == carol.Slot).Select(f => (int)f.Header.Sequence).Order());
+        Assert.Equal(Enumerable.Range(0, frames), heard[1].Where(f => f.Source == bob.Slot).Select(f => (int)f.Header.Sequence).Order());
+    }
+
+    private static async Task TalkSlowlyAsync(WzpClient client, string name, int frames)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(8));
+        for (var i = 0; i < frames; i++)
+        {
+            Assert.True(client.TrySend(Speech.Header(i), Speech.Payload(name, i)));
+            await timer.WaitForNextTickAsync();
+        }
+    }
+}

@@ -33,6 +33,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
     private Task _acceptLoop = Task.CompletedTask;
     private Task _tickLoop = Task.CompletedTask;
     private int _pendingTotal;
+    private volatile bool _crashed;
 
     public GatewayServer(GatewayOptions options, GatewayKeys keys, IGrainFactory grainFactory, IOptions<ControlPlaneOptions> controlPlane,
         ILoggerFactory? loggerFactory = null, TimeProvider? time = null)
@@ -110,6 +111,20 @@ public sealed partial class GatewayServer : IAsyncDisposable
         _tickLoop = TickLoopAsync(_stopping.Token);
         Links.Start(_stopping.Token);
         Log.Started(_logger, Options.GatewayId, ClientEndPoint, LinkEndPoint, Keys.ClusterFingerprint.ToString());
+    }
+
+    /// <summary>
+    /// Stops as a crash would look to everyone else: clients and links go silent, nothing is unregistered and no
+    /// room is left, so the cluster notices only through the directory's expiry. For failure tests.
+    /// </summary>
+    internal async Task CrashAsync()
+    {
+        _crashed = true;
+        await Agent.AbandonAsync().ConfigureAwait(false);
+        Agent.Rooms.Changed -= OnRoomChanged;
+        _stopping.Cancel();
+        if (_listener is not null) await _listener.DisposeAsync().ConfigureAwait(false);
+        _linkSocket.Dispose();
     }
 
     /// <summary>Closes every client (they leave their rooms), unregisters, and stops.</summary>
@@ -191,6 +206,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
     {
         _forwarder.RemoveLocal(member);
         Counters.OnSession(-1);
+        if (_crashed) return;
         try
         {
             await Agent.Rooms.LeaveAsync(member.Room, member.Slot).ConfigureAwait(false);

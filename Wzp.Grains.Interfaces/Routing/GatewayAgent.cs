@@ -87,7 +87,15 @@ public sealed partial class GatewayAgent : IAsyncDisposable
     }
 
     /// <summary>Stops the loop and unregisters (the cluster then evicts this gateway's members).</summary>
-    public async Task StopAsync(CancellationToken cancellationToken)
+    public Task StopAsync(CancellationToken cancellationToken) => StopAsync(unregister: true, cancellationToken);
+
+    /// <summary>
+    /// Stops the loop without unregistering: to the cluster this gateway simply falls silent, as a crashed one
+    /// does, and the directory's expiry removes it.
+    /// </summary>
+    public Task AbandonAsync() => StopAsync(unregister: false, CancellationToken.None);
+
+    private async Task StopAsync(bool unregister, CancellationToken cancellationToken)
     {
         if (_loop is null || _stopping is null)
         {
@@ -107,7 +115,7 @@ public sealed partial class GatewayAgent : IAsyncDisposable
         _loop = null;
         try
         {
-            await _grainFactory.GetGatewayDirectory().Unregister(GatewayId).WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (unregister) await _grainFactory.GetGatewayDirectory().Unregister(GatewayId).WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
         {
