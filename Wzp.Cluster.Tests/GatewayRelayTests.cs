@@ -429,3 +429,90 @@ public sealed class GatewayFailureTests(ClusterFixture fixture)
         }
     }
 }
+
+/// <summary>Malformed and hostile control traffic through a real gateway: refused with the right error, room unharmed.</summary>
+[Collection(ClusterFixture.Collection)]
+public sealed class GatewayBadInputTests(ClusterFixture fixture)
+{
+    private static async Task<(Quic.QuicConnection Connection, Framing Framing)> ConnectAsync(GatewayServer gateway)
+    {
+        var connection = await Quic.QuicClient.ConnectAsync("127.0.0.1", gateway.ClientEndPoint.Port, new Quic.QuicClientOptions());
+        return (connection, new Framing(connection));
+    }
+
+    private static async Task<string> ErrorCodeAsync(Framing framing)
+    {
+        var message = await framing.ReadAsync().WaitAsync(TimeSpan.FromSeconds(20));
+        return Assert.IsType<Error>(message).Code;
+    }
+
+    [Fact]
+    public async Task HostileControlTraffic_GetsTheRightErrors_AndTheRoomKeepsTalking()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var gateway = await harness.StartGatewayAsync();
+        var room = $"room-{Guid.NewGuid():N}";
+        var alice = await harness.JoinAsync(gateway, room, "alice");
+        var bob = await harness.JoinAsync(gateway, room, "bob");
+        await Eventually.True(() => Task.FromResult(alice.Others.Count == 1 && bob.Others.Count == 1), TimeSpan.FromSeconds(20), "both joined");
+        var clusterKey = gateway.Keys.Credential.ClusterKey;
+        var failures = gateway.Counters.HandshakeFailures;
+
+        // A hello whose signature does not cover its room.
+        using (var identity = Identity.Generate())
+        using (var handshake = new ClientHandshake(identity, room, "eve", "", clusterKey))
+        {
+            var (connection, framing) = await ConnectAsync(gateway);
+            await framing.SendAsync(handshake.Hello with { Room = room + "-other" });
+            Assert.Equal(ErrorCodes.BadSignature, await ErrorCodeAsync(framing));
+            await connection.Closed.WaitAsync(TimeSpan.FromSeconds(20));
+            await connection.DisposeAsync();
+        }
+
+        // A genuine hello, then a confirm with a wrong MAC; then the same hello replayed on a new connection with
+        // the confirm an eavesdropper saw.
+        using (var identity = Identity.Generate())
+        using (var handshake = new ClientHandshake(identity, room, "eve", "", clusterKey))
+        {
+            var (connection, framing) = await ConnectAsync(gateway);
+            await framing.SendAsync(handshake.Hello);
+            var welcome = Assert.IsType<Welcome>(await framing.ReadAsync());
+            var session = handshake.OnWelcome(welcome).Value!;
+            var wrong = session.Confirm.Mac.ToArray();
+            wrong[0] ^= 1;
+            await framing.SendAsync(new Confirm(wrong));
+            Assert.Equal(ErrorCodes.BadMac, await ErrorCodeAsync(framing));
+            await connection.DisposeAsync();
+
+            var (replay, replayFraming) = await ConnectAsync(gateway);
+            await replayFraming.SendAsync(handshake.Hello);
+            Assert.IsType<Welcome>(await replayFraming.ReadAsync());
+            await replayFraming.SendAsync(session.Confirm);
+            Assert.Equal(ErrorCodes.BadMac, await ErrorCodeAsync(replayFraming));
+            await replay.DisposeAsync();
+            session.Dispose();
+        }
+
+        // An oversized control frame, and a frame that is not JSON.
+        foreach (var frame in new[] { new byte[] { 0x00, 0x01, 0x00, 0x01 }, new byte[] { 0, 0, 0, 3, (byte)'n', (byte)'o', (byte)'!' } })
+        {
+            var (connection, framing) = await ConnectAsync(gateway);
+            await connection.WriteAsync(frame);
+            Assert.Equal(ErrorCodes.BadRequest, await ErrorCodeAsync(framing));
+            await connection.DisposeAsync();
+        }
+        Assert.Equal(5, gateway.Counters.HandshakeFailures - failures);
+
+        // A member's datagram under an epoch that does not exist.
+        await using var raw = await RawClient.ConnectAsync(gateway.ClientEndPoint.Port, room, clusterKey);
+        var unknownEpoch = raw.Seal(Speech.Header(1), new byte[20]);
+        unknownEpoch[12] ^= 0x40;
+        var before = gateway.Counters.Drops(GatewayDrop.UnknownEpoch);
+        Assert.True(raw.Send(unknownEpoch));
+        await Eventually.True(() => Task.FromResult(gateway.Counters.Drops(GatewayDrop.UnknownEpoch) > before), TimeSpan.FromSeconds(20), "unknown epoch counted");
+
+        var listening = Speech.ListenAsync(bob, 100, TimeSpan.FromSeconds(20));
+        await Speech.TalkAsync(alice, "alice", 100);
+        Assert.Equal(Enumerable.Range(0, 100), (await listening).Where(f => f.Source == alice.Slot).Select(f => (int)f.Header.Sequence).Order());
+    }
+}

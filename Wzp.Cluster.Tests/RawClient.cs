@@ -98,38 +98,38 @@ internal sealed class RawClient : IAsyncDisposable
         await _connection.DisposeAsync();
         _session.Dispose();
     }
+}
 
-    /// <summary>Length-prefixed control frames over the connection's stream.</summary>
-    private sealed class Framing(QuicConnection connection)
+/// <summary>Length-prefixed control frames over the connection's stream.</summary>
+internal sealed class Framing(QuicConnection connection)
+{
+    private byte[] Buffer { get; } = new byte[ControlCodec.MaxFrameLength + 4];
+
+    private int Start { get; set; }
+
+    private int End { get; set; }
+
+    public Task SendAsync(ControlMessage message) => connection.WriteAsync(ControlCodec.Encode(message)).AsTask();
+
+    public async Task<ControlMessage?> ReadAsync(CancellationToken cancellationToken = default)
     {
-        private byte[] Buffer { get; } = new byte[ControlCodec.MaxFrameLength + 4];
-
-        private int Start { get; set; }
-
-        private int End { get; set; }
-
-        public Task SendAsync(ControlMessage message) => connection.WriteAsync(ControlCodec.Encode(message)).AsTask();
-
-        public async Task<ControlMessage?> ReadAsync(CancellationToken cancellationToken = default)
+        while (true)
         {
-            while (true)
+            var sequence = new ReadOnlySequence<byte>(Buffer, Start, End - Start);
+            if (ControlCodec.TryReadFrame(ref sequence, out var body))
             {
-                var sequence = new ReadOnlySequence<byte>(Buffer, Start, End - Start);
-                if (ControlCodec.TryReadFrame(ref sequence, out var body))
-                {
-                    Start = End - (int)sequence.Length;
-                    return ControlCodec.Decode(body);
-                }
-                if (Start > 0)
-                {
-                    System.Buffer.BlockCopy(Buffer, Start, Buffer, 0, End - Start);
-                    End -= Start;
-                    Start = 0;
-                }
-                var read = await connection.ReadAsync(Buffer.AsMemory(End), cancellationToken);
-                if (read == 0) return null;
-                End += read;
+                Start = End - (int)sequence.Length;
+                return ControlCodec.Decode(body);
             }
+            if (Start > 0)
+            {
+                System.Buffer.BlockCopy(Buffer, Start, Buffer, 0, End - Start);
+                End -= Start;
+                Start = 0;
+            }
+            var read = await connection.ReadAsync(Buffer.AsMemory(End), cancellationToken);
+            if (read == 0) return null;
+            End += read;
         }
     }
 }
