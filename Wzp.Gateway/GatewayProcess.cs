@@ -45,6 +45,9 @@ public static partial class GatewayProcess
                 client.UseRedisClustering(cluster.RedisConnectionString);
             else
                 client.UseLocalhostClustering(cluster.GatewayPort, cluster.ServiceId, cluster.ClusterId);
+            // Grain call timeout (Orleans:Messaging:ResponseTimeout, Orleans' default 30 s): a call sent through a
+            // silo that just died waits this long, holding up that room's updates on this gateway meanwhile.
+            client.Configure<ClientMessagingOptions>(builder.Configuration.GetSection("Orleans:Messaging"));
             // Gateways may start before any silo: keep trying rather than exit, so start order never matters.
             client.UseConnectionRetryFilter<RetryUntilStopped>();
         });

@@ -40,21 +40,38 @@ public static class Builds
     }
 }
 
-/// <summary>Free loopback ports (bound to 0, then released: the kernel does not hand them out again at once).</summary>
+/// <summary>
+/// Free loopback ports: bound to 0, then released, and never handed out twice in one test run (the processes
+/// bind them a little later, so two requests must not get the same one).
+/// </summary>
 public static class Ports
 {
-    public static int FreeTcp()
+    private static readonly HashSet<int> Given = [];
+
+    public static int FreeTcp() => Unique(() =>
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    });
 
-    public static int FreeUdp()
+    public static int FreeUdp() => Unique(() =>
     {
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         return ((IPEndPoint)socket.LocalEndPoint!).Port;
+    });
+
+    private static int Unique(Func<int> next)
+    {
+        lock (Given)
+        {
+            while (true)
+            {
+                var port = next();
+                if (Given.Add(port)) return port;
+            }
+        }
     }
 }
 

@@ -58,9 +58,13 @@ public sealed partial class ScaleOutCluster : IDisposable
         ["Cluster__GatewayHeartbeatPeriod"] = HeartbeatPeriod.ToString("c", CultureInfo.InvariantCulture),
         ["Cluster__GatewayExpiry"] = GatewayExpiry.ToString("c", CultureInfo.InvariantCulture),
         ["Cluster__RoomGatewayCheckPeriod"] = "00:00:01",
+        // A gateway's grain call sent through a silo that just died otherwise waits Orleans' default 30 s.
+        ["Orleans__Messaging__ResponseTimeout"] = "00:00:05",
         ["Logging__LogLevel__Default"] = "Information",
         ["Logging__LogLevel__Orleans"] = "Warning",
         ["Logging__LogLevel__Microsoft"] = "Warning",
+        // Rooms log their activation at Debug: how the test finds the silo that hosts its room.
+        ["Logging__LogLevel__Wzp.Grains.RoomGrain"] = "Debug",
         ["Logging__Console__FormatterName"] = "simple",
         ["DOTNET_gcServer"] = "0",
     };
@@ -141,13 +145,17 @@ public sealed partial class ScaleOutCluster : IDisposable
     /// <summary>Every process's output, for a failure message.</summary>
     public string Diagnostics() => string.Join("\n\n", _processes.Select(p => $"===== {p.Name} (pid {p.Id}{(p.HasExited ? $", exited {p.ExitCode}" : "")})\n{Tail(p.Output)}"));
 
-    private static string Tail(string output) => output.Length <= 6000 ? output : "..." + output[^6000..];
+    private static string Tail(string output) => output.Length <= 20_000 ? output : "..." + output[^20_000..];
+
+    /// <summary>Keep the logs (<see cref="Directory"/>/*.log) of a failed run for a post-mortem.</summary>
+    public bool KeepLogs { get; set; }
 
     public void Dispose()
     {
         foreach (var process in _processes) process.Dispose();
         Redis.Dispose();
         ClusterKey.Dispose();
+        if (KeepLogs) return;
         try
         {
             System.IO.Directory.Delete(Directory, recursive: true);

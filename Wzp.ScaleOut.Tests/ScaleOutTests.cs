@@ -14,8 +14,17 @@ public sealed class ScaleOutTests(ITestOutputHelper output)
     private static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(45);
     private static readonly TimeSpan MaxMediaGap = TimeSpan.FromSeconds(1); // issue 7's criterion
 
-    [Fact]
-    public async Task TwoSilosTwoGateways_SurviveSiloDeathAndGatewayDeath()
+    /// <param name="victim">
+    /// <c>other</c>: kill the silo that does not host the room (its grains, maybe the gateway directory, move);
+    /// <c>room</c>: kill the silo hosting the room, which must re-activate on the survivor and be restored by the gateways.
+    /// </param>
+    [Theory]
+    [InlineData("other")]
+    [InlineData("room", Skip = "Fails on two control-plane bugs this test found (issue 7 report): a restore refused while the " +
+        "re-activated directory does not know the gateway yet drops that gateway's members (RoomGrain.RestoreMembers rejects " +
+        "all slots, RoomRoutingTable.Publish then removes them); and a join reaching the re-activated room before the restores " +
+        "takes slot 1, so the restore of the member in slot 1 is rejected. Remove this skip once they are fixed.")]
+    public async Task TwoSilosTwoGateways_SurviveSiloDeathAndGatewayDeath(string victim)
     {
         if (RedisServer.Executable is null)
         {
@@ -27,10 +36,12 @@ public sealed class ScaleOutTests(ITestOutputHelper output)
         var participants = new List<Participant>();
         try
         {
-            await RunAsync(cluster, participants);
+            await RunAsync(cluster, participants, killRoomSilo: victim == "room");
         }
         catch (Exception e)
         {
+            cluster.KeepLogs = true;
+            output.WriteLine($"full logs kept in {cluster.Directory}");
             output.WriteLine(cluster.Diagnostics());
             throw new Xunit.Sdk.XunitException($"{e.GetType().Name}: {e.Message}\n(process output is in the test output)", e);
         }
@@ -40,7 +51,7 @@ public sealed class ScaleOutTests(ITestOutputHelper output)
         }
     }
 
-    private async Task RunAsync(ScaleOutCluster cluster, List<Participant> participants)
+    private async Task RunAsync(ScaleOutCluster cluster, List<Participant> participants, bool killRoomSilo)
     {
         var clock = Stopwatch.StartNew();
         var silo1 = cluster.StartSilo();
@@ -55,7 +66,7 @@ public sealed class ScaleOutTests(ITestOutputHelper output)
         var gw2 = cluster.StartGateway("gw2");
         await ScaleOutCluster.WaitHealthyAsync(gw1, StartTimeout);
         await ScaleOutCluster.WaitHealthyAsync(gw2, StartTimeout);
-        output.WriteLine($"2 gateways healthy after {clock.Elapsed.TotalSeconds:F1} s: {(await gw1.HealthAsync()).Body}");
+        output.WriteLine($"2 gateways healthy after {clock.Elapsed.TotalSeconds:F1} s: {(await gw2.HealthAsync()).Body}");
 
         // Three members, one room, both gateways: alice and bob on gw1, carol on gw2.
         var room = $"room-{Guid.NewGuid():N}"[..16];
@@ -77,10 +88,31 @@ public sealed class ScaleOutTests(ITestOutputHelper output)
             StepTimeout, $"{forwarded} increases on gw1");
         output.WriteLine($"gw1 {forwarded}: {first} then {second}");
 
-        // Kill a silo: media keeps flowing, and a join and a leave still work afterwards.
+        // Kill a silo: media keeps flowing, and a join and a leave still work afterwards. Rooms log their
+        // activation, which tells which silo hosts this one.
+        var activated = $"Room {room} activated";
+        var host = new[] { silo1, silo2 }.FirstOrDefault(silo => silo.Process.Output.Contains(activated, StringComparison.Ordinal));
+        Assert.True(host is not null, $"neither silo logged '{activated}'");
+        var victim = killRoomSilo ? host : host == silo1 ? silo2 : silo1;
+        var survivor = victim == silo1 ? silo2 : silo1;
+        output.WriteLine($"room {room} is active on {host.Process.Name}; killing {victim.Process.Name}");
         var killed = Stopwatch.GetTimestamp();
-        silo1.Process.Kill();
-        output.WriteLine($"silo1 (pid {silo1.Process.Id}) killed at {clock.Elapsed.TotalSeconds:F1} s");
+        victim.Process.Kill();
+        output.WriteLine($"{victim.Process.Name} (pid {victim.Process.Id}) killed at {clock.Elapsed.TotalSeconds:F1} s");
+        // "Afterwards": once the survivor has declared the victim dead (and, when the room moved, both gateways
+        // restored its members into the new activation: a join racing the restores can take a restored member's
+        // slot). Media must flow through all of it; the gap check below covers this wait.
+        await Eventually.True(async () => (await survivor.HealthAsync()).Body.Contains("1 active silos", StringComparison.Ordinal),
+            StepTimeout, $"{survivor.Process.Name} declares {victim.Process.Name} dead");
+        output.WriteLine($"{victim.Process.Name} declared dead {Stopwatch.GetElapsedTime(killed).TotalSeconds:F1} s after the kill");
+        if (killRoomSilo)
+        {
+            await Eventually.True(() => new[] { gw1, gw2 }.All(g => survivor.Process.Output.Contains($"Room {room}: gateway {g.GatewayId} restored", StringComparison.Ordinal)),
+                StepTimeout, $"both gateways restore the room on {survivor.Process.Name}");
+            output.WriteLine($"room restored on {survivor.Process.Name} {Stopwatch.GetElapsedTime(killed).TotalSeconds:F1} s after the kill");
+        }
+
+        Assert.True(participants.All(p => everyone.Where(n => n != p.Name).All(p.Sees)), "a member was lost when the room was restored");
         var joinClock = Stopwatch.StartNew();
         Participant? dave = null;
         await Eventually.True(async () =>
@@ -95,13 +127,13 @@ public sealed class ScaleOutTests(ITestOutputHelper output)
                 output.WriteLine($"join after the silo's death refused for now: {e.Message}");
                 return false;
             }
-        }, StepTimeout, "dave joins after silo1 died");
+        }, StepTimeout, $"dave joins after {victim.Process.Name} died");
         await Eventually.True(() => everyone.All(n => participants.Single(p => p.Name == n).Sees("dave")) && dave!.HeardCount("alice") >= 5,
             StepTimeout, "everyone sees dave and dave hears alice");
-        output.WriteLine($"join after silo death: dave joined and was heard {joinClock.Elapsed.TotalSeconds:F1} s after the kill");
+        output.WriteLine($"join after silo death: dave joined and was heard in {joinClock.Elapsed.TotalSeconds:F1} s");
         await dave!.Client.LeaveAsync();
         await Eventually.True(() => everyone.All(n => !participants.Single(p => p.Name == n).Sees("dave")), StepTimeout, "dave's leave reaches everyone");
-        output.WriteLine($"leave after silo death propagated {joinClock.Elapsed.TotalSeconds:F1} s after the kill");
+        output.WriteLine($"leave after silo death propagated; join and leave took {joinClock.Elapsed.TotalSeconds:F1} s");
         participants.Remove(dave);
         await dave.DisposeAsync();
         var windowEnd = Stopwatch.GetTimestamp();
@@ -113,7 +145,7 @@ public sealed class ScaleOutTests(ITestOutputHelper output)
                 var gap = listener.LongestGap(speaker, killed, windowEnd);
                 if (gap.Arrival > worst.Arrival) worst = (gap.Arrival, gap.Sent, $"{speaker} -> {listener.Name}");
                 Assert.True(gap.Arrival <= MaxMediaGap,
-                    $"{listener.Name} heard nothing from {speaker} for {gap.Arrival.TotalMilliseconds:F0} ms after silo1 died (limit {MaxMediaGap.TotalMilliseconds} ms)");
+                    $"{listener.Name} heard nothing from {speaker} for {gap.Arrival.TotalMilliseconds:F0} ms after {victim.Process.Name} died (limit {MaxMediaGap.TotalMilliseconds} ms)");
             }
         }
         output.WriteLine($"longest media gap over {Stopwatch.GetElapsedTime(killed, windowEnd).TotalSeconds:F1} s after the silo kill: " +
@@ -136,9 +168,9 @@ public sealed class ScaleOutTests(ITestOutputHelper output)
         Assert.True(leftAfter < StepTimeout);
 
         // The silo that survived still reports healthy, and gw1 still registered.
-        Assert.Equal(200, (await silo2.HealthAsync()).Status);
+        Assert.Equal(200, (await survivor.HealthAsync()).Status);
         Assert.Equal(200, (await gw1.HealthAsync()).Status);
-        output.WriteLine($"scenario done in {clock.Elapsed.TotalSeconds:F1} s; gw1 scrape:\n{Metrics(await gw1.ScrapeAsync())}\nsilo2 scrape:\n{Metrics(await silo2.ScrapeAsync())}");
+        output.WriteLine($"scenario done in {clock.Elapsed.TotalSeconds:F1} s; gw1 scrape:\n{Metrics(await gw1.ScrapeAsync())}\n{survivor.Process.Name} scrape:\n{Metrics(await survivor.ScrapeAsync())}");
 
         async Task<Participant> Join(string name, GatewayProcess gateway)
         {
