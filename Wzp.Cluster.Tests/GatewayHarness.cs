@@ -47,11 +47,17 @@ public sealed class GatewayHarness : IAsyncDisposable
         return server;
     }
 
-    public async Task<WzpClient> JoinAsync(GatewayServer gateway, string room, string alias)
+    /// <param name="gateway">The gateway to join through.</param>
+    /// <param name="room">The room.</param>
+    /// <param name="alias">The member's alias.</param>
+    /// <param name="port">Another port to reach the gateway by, such as an impairing relay's.</param>
+    /// <param name="connectTimeout">How long the QUIC and Wzp handshakes may take; the client's default when null.</param>
+    public async Task<WzpClient> JoinAsync(GatewayServer gateway, string room, string alias, int? port = null, TimeSpan? connectTimeout = null)
     {
         var client = await WzpClient.ConnectAsync(new WzpClientOptions
         {
-            Gateway = new GatewayAddress("127.0.0.1", gateway.ClientEndPoint.Port),
+            ConnectTimeout = connectTimeout ?? new WzpClientOptions().ConnectTimeout,
+            Gateway = new GatewayAddress("127.0.0.1", port ?? gateway.ClientEndPoint.Port),
             Identity = Identity.Generate(),
             Room = room,
             Alias = alias,
@@ -97,14 +103,27 @@ public static class Speech
     }
 
     /// <summary>Sends <paramref name="count"/> frames, a few milliseconds apart as a talker would.</summary>
-    public static async Task TalkAsync(WzpClient client, string speaker, int count, int firstSequence = 0)
+    /// <param name="client">The talker.</param>
+    /// <param name="speaker">Name written into each payload.</param>
+    /// <param name="count">Frames to send.</param>
+    /// <param name="firstSequence">Sequence number of the first frame.</param>
+    /// <param name="lossy">
+    /// The path loses packets, so QUIC may refuse a datagram its congestion window has no room for; otherwise
+    /// every frame must be queued.
+    /// </param>
+    /// <returns>How many frames were queued.</returns>
+    public static async Task<int> TalkAsync(WzpClient client, string speaker, int count, int firstSequence = 0, bool lossy = false)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(4));
+        var queued = 0;
         for (var i = firstSequence; i < firstSequence + count; i++)
         {
-            Assert.True(client.TrySend(Header(i), Payload(speaker, i)), $"{speaker} could not queue frame {i}");
+            var sent = client.TrySend(Header(i), Payload(speaker, i));
+            Assert.True(sent || lossy, $"{speaker} could not queue frame {i}");
+            if (sent) queued++;
             await timer.WaitForNextTickAsync();
         }
+        return queued;
     }
 
     /// <summary>Collects frames until <paramref name="expected"/> have arrived or the deadline passes.</summary>

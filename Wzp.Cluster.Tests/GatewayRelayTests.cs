@@ -516,3 +516,45 @@ public sealed class GatewayBadInputTests(ClusterFixture fixture)
         Assert.Equal(Enumerable.Range(0, 100), (await listening).Where(f => f.Source == alice.Slot).Select(f => (int)f.Header.Sequence).Order());
     }
 }
+
+/// <summary>A member behind a path that loses, duplicates and reorders 30 % of its packets each.</summary>
+[Collection(ClusterFixture.Collection)]
+public sealed class GatewayImpairedPathTests(ClusterFixture fixture)
+{
+    [Fact]
+    public async Task LossReorderDuplication_EveryArrivingFrameDecryptsOnce_AndTheSessionSurvivesARekey()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var gateway = await harness.StartGatewayAsync();
+        await using var proxy = new Quic.Tests.ImpairedUdpProxy(gateway.ClientEndPoint, drop: 0.3, duplicate: 0.3, reorder: 0.3, seed: 5);
+        var room = $"room-{Guid.NewGuid():N}";
+        // Handshake packets are lost too: QUIC's retransmission backoff needs more than the default 10 s at times.
+        var alice = await harness.JoinAsync(gateway, room, "alice", port: proxy.EndPoint.Port, connectTimeout: TimeSpan.FromSeconds(60));
+        var bob = await harness.JoinAsync(gateway, room, "bob");
+        await Eventually.True(() => Task.FromResult(alice.Others.Count == 1 && bob.Others.Count == 1), TimeSpan.FromSeconds(30), "both joined");
+        var aliceEpoch = alice.GetStatistics().Epoch;
+
+        const int frames = 400;
+        var aliceHears = Speech.ListenAsync(alice, frames, TimeSpan.FromSeconds(15));
+        var bobHears = Speech.ListenAsync(bob, frames, TimeSpan.FromSeconds(15));
+        var talking = Task.WhenAll(Speech.TalkAsync(alice, "alice", frames, lossy: true), Speech.TalkAsync(bob, "bob", frames, lossy: true));
+        // A third member mid-call makes Alice rekey over the impaired path.
+        var carol = await harness.JoinAsync(gateway, room, "carol");
+        await Eventually.True(() => Task.FromResult(alice.GetStatistics().Epoch > aliceEpoch), TimeSpan.FromSeconds(30), "alice rekeys over the lossy path");
+        await talking;
+        var heard = await Task.WhenAll(aliceHears, bobHears);
+
+        Assert.True(proxy.Dropped > 0 && proxy.Duplicated > 0 && proxy.Reordered > 0);
+        foreach (var (frames_, speaker, name) in new[] { (heard[0], bob, "bob"), (heard[1], alice, "alice") })
+        {
+            var fromSpeaker = frames_.Where(f => f.Source == speaker.Slot).ToList();
+            Assert.NotEmpty(fromSpeaker);
+            Assert.Equal(fromSpeaker.Count, fromSpeaker.Select(f => f.Header.Sequence).Distinct().Count()); // none twice
+            Assert.All(fromSpeaker, f => Assert.Equal(Speech.Payload(name, f.Header.Sequence), f.Payload.ToArray())); // each intact
+        }
+        Assert.Equal(0, alice.GetStatistics().DroppedAuthentication);
+        Assert.Equal(0, gateway.Counters.Drops(GatewayDrop.Authentication));
+        Assert.Equal(ClientState.Joined, alice.State);
+        Assert.NotEqual(0, carol.Slot);
+    }
+}
