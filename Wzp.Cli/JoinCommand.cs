@@ -226,35 +226,36 @@ internal static class JoinCommand
                 }
                 using var sender = new VoiceSender(client, settings.Kbps);
                 var clock = Stopwatch.StartNew();
-                var frame = new short[VoiceFormat.FrameSamples];
-                var offset = 0;
-                var due = TimeSpan.Zero;
+                var started = Stopwatch.StartNew();
+                var origin = 0L;
                 var step = TimeSpan.FromMilliseconds(VoiceFormat.FrameMilliseconds);
-                while (settings.Duration is not { } limit || clock.Elapsed < limit)
+                // A tone lasts the duration; a file lasts its length (and the duration, if longer, is spent listening).
+                long total = tone is not null ? (long)Math.Ceiling(settings.Duration!.Value / step) : (speech!.Length + VoiceFormat.FrameSamples - 1) / VoiceFormat.FrameSamples;
+                if (tone is not null && settings.Duration is null) total = long.MaxValue;
+                if (tone is null && settings.Duration is { } cap) total = Math.Min(total, (long)Math.Ceiling(cap / step));
+                var frame = new short[VoiceFormat.FrameSamples];
+                for (long n = 0; n < total; n++)
                 {
-                    if (tone is not null)
-                    {
-                        tone.Fill(frame);
-                        Count(sender.Send(frame).Sent);
-                    }
-                    else if (offset < speech!.Length)
+                    if (tone is not null) tone.Fill(frame);
+                    else
                     {
                         Array.Clear(frame);
-                        var count = Math.Min(frame.Length, speech.Length - offset);
-                        speech.AsSpan(offset, count).CopyTo(frame);
-                        offset += count;
-                        Count(sender.Send(frame).Sent);
+                        var offset = (int)(n * VoiceFormat.FrameSamples);
+                        speech.AsSpan(offset, Math.Min(frame.Length, speech!.Length - offset)).CopyTo(frame);
                     }
-                    else if (settings.Duration is null)
-                    {
-                        return;
-                    }
-                    due += step;
-                    var wait = due - clock.Elapsed;
-                    // Real time: a frame every 20 ms; after a stall, resume from now rather than burst to catch up.
+                    Count(sender.Send(frame).Sent);
+                    // Real time: frame n+1 is due at (n+1) x 20 ms. Behind schedule (a loaded machine), the next frames go
+                    // out at once to catch up; only after a stall of seconds does the schedule restart from now.
+                    var wait = (n + 1 - origin) * step - clock.Elapsed;
                     if (wait > TimeSpan.Zero) await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
-                    else if (wait < -10 * step) due = clock.Elapsed;
+                    else if (wait < TimeSpan.FromSeconds(-2))
+                    {
+                        origin = n + 1;
+                        clock.Restart();
+                    }
                 }
+                if (settings.Duration is { } limit && started.Elapsed < limit)
+                    await Task.Delay(limit - started.Elapsed, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {

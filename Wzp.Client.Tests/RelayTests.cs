@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using System.Threading.Channels;
 using Wzp.Cli;
 using Wzp.Client.Audio;
 using Wzp.Protocol;
@@ -145,7 +146,11 @@ public sealed class RelayTests(RelayFixture relay) : IDisposable
             "--tone", hz.ToString(CultureInfo.InvariantCulture), "--record", _dir.File($"{name}.wav"), "--duration", "3", "--wait-for", "1",
             "--identity", _dir.File($"{name}.id"), "--alias", name,
         ];
-        var results = await Task.WhenAll(CliTests.RunProcessAsync(Join("alice", 440)), CliTests.RunProcessAsync(Join("bob", 1000)));
+        // Alice is in the room before Bob knocks, as two people in two terminals would be.
+        await using var alice = WzpProcess.Start(Join("alice", 440));
+        await alice.WaitForLineAsync("joined '");
+        await using var bob = WzpProcess.Start(Join("bob", 1000));
+        var results = new[] { await alice.ExitAsync(), await bob.ExitAsync() };
         Assert.All(results, r => Assert.True(r.Code == 0, $"exit {r.Code}: {r.Error}{r.Out}"));
         var aliceHeard = WavFile.ReadMono48k(Assert.Single(Directory.GetFiles(_dir.Path, "alice-slot*.wav")));
         var bobHeard = WavFile.ReadMono48k(Assert.Single(Directory.GetFiles(_dir.Path, "bob-slot*.wav")));
@@ -265,5 +270,70 @@ public sealed class RelayTests(RelayFixture relay) : IDisposable
             using var decoder = new OpusFrameDecoder();
             return [.. _frames.OrderBy(f => f.Header.Sequence).SelectMany(f => decoder.Decode(f.Payload.Span))];
         }
+    }
+}
+
+/// <summary>A <c>wzp</c> process whose output can be awaited line by line.</summary>
+internal sealed class WzpProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _out = new();
+    private readonly ConcurrentQueue<string> _error = new();
+    private readonly Channel<string> _lines = Channel.CreateUnbounded<string>();
+
+    private WzpProcess(Process process) => _process = process;
+
+    public static WzpProcess Start(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "wzp.dll"));
+        foreach (var a in args) start.ArgumentList.Add(a);
+        var process = new Process { StartInfo = start };
+        var wzp = new WzpProcess(process);
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            wzp._out.Enqueue(e.Data);
+            wzp._lines.Writer.TryWrite(e.Data);
+        };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null) wzp._error.Enqueue(e.Data);
+        };
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return wzp;
+    }
+
+    public async Task WaitForLineAsync(string prefix)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        try
+        {
+            await foreach (var line in _lines.Reader.ReadAllAsync(timeout.Token))
+                if (line.StartsWith(prefix, StringComparison.Ordinal)) return;
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        Assert.Fail($"no line starting with '{prefix}'; output: {string.Join('\n', _out)}; errors: {string.Join('\n', _error)}");
+    }
+
+    public async Task<(int Code, string Out, string Error)> ExitAsync()
+    {
+        await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
+        _process.WaitForExit(); // flushes the asynchronous output readers
+        return (_process.ExitCode, string.Join('\n', _out), string.Join('\n', _error));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
     }
 }

@@ -58,11 +58,14 @@ public sealed class WzpClientOptions
     /// <summary>First reconnect delay; it doubles after each failed attempt. Defaults to 500 ms.</summary>
     public TimeSpan ReconnectInitialDelay { get; set; } = TimeSpan.FromMilliseconds(500);
 
-    /// <summary>Longest delay between reconnect attempts. Defaults to 10 s.</summary>
-    public TimeSpan ReconnectMaxDelay { get; set; } = TimeSpan.FromSeconds(10);
+    /// <summary>Longest delay between reconnect attempts. Defaults to 5 s.</summary>
+    public TimeSpan ReconnectMaxDelay { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Reconnect attempts after a drop before the client gives up. Defaults to 20 (about 3 minutes).</summary>
-    public int MaxReconnectAttempts { get; set; } = 20;
+    /// <summary>
+    /// Reconnect attempts after a drop before the client gives up. Defaults to 10: about 40 s of backoff, plus up to
+    /// <see cref="ConnectTimeout"/> per attempt when nothing answers.
+    /// </summary>
+    public int MaxReconnectAttempts { get; set; } = 10;
 
     /// <summary>Received frames buffered for <see cref="WzpClient.ReceiveAsync"/>; the oldest is dropped (and counted) beyond. Defaults to 1024.</summary>
     public int ReceiveQueueCapacity { get; set; } = 1024;
