@@ -64,6 +64,9 @@ public sealed class GatewayHistograms : IDisposable
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = ForwardBuckets });
     }
 
+    /// <summary>Now, on the clock the histograms measure with: take it where a handshake starts or a datagram arrives.</summary>
+    public long Timestamp() => _time.GetTimestamp();
+
     /// <summary>Records a finished handshake that started at <paramref name="startTimestamp"/> (from the same clock).</summary>
     public void RecordHandshake(long startTimestamp, bool succeeded) =>
         _handshake.Record(_time.GetElapsedTime(startTimestamp).TotalSeconds, _gateway, succeeded ? _succeeded : _failed);

@@ -85,6 +85,9 @@ public static partial class GatewayProcess
         }
     }
 
+    /// <summary>Logs, at Critical, why the gateway refuses to start (what <see cref="CheckCredential"/> returned).</summary>
+    public static void LogRefusal(ILogger logger, string reason) => Log.CannotStart(logger, reason);
+
     private sealed partial class RetryUntilStopped(ILogger<RetryUntilStopped> logger) : IClientConnectionRetryFilter
     {
         private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
@@ -109,6 +112,9 @@ public static partial class GatewayProcess
     {
         [LoggerMessage(EventId = 30, Level = LogLevel.Warning, Message = "No silo reachable yet ({Reason}); retrying")]
         public static partial void ClusterUnreachable(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = 31, Level = LogLevel.Critical, Message = "The gateway cannot start: {Reason}")]
+        public static partial void CannotStart(ILogger logger, string reason);
     }
 }
 

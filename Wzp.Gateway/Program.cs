@@ -16,7 +16,7 @@ var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
 if (GatewayProcess.CheckCredential(builder.Configuration, TimeProvider.System) is { } refusal)
 {
     using var loggers = LoggerFactory.Create(logging => logging.AddConsole());
-    loggers.CreateLogger("Wzp.Gateway").LogCritical("The gateway cannot start: {Reason}", refusal);
+    GatewayProcess.LogRefusal(loggers.CreateLogger("Wzp.Gateway"), refusal);
     return GatewayProcess.StartupFailureExitCode;
 }
 
