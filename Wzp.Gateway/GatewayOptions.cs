@@ -80,6 +80,8 @@ public sealed class GatewayOptions
 
     internal string CertificateFile => Path.Combine(DataDirectory, "tls-cert.pem");
 
+    internal string StatelessResetKeyFile => Path.Combine(DataDirectory, "quic-reset.seed");
+
     internal string CertificateKeyFile => Path.Combine(DataDirectory, "tls-key.pem");
 
     private string Resolve(string configured, string name) => string.IsNullOrWhiteSpace(configured) ? Path.Combine(DataDirectory, name) : configured;

@@ -106,6 +106,8 @@ public sealed partial class GatewayServer : IAsyncDisposable
             CertificatePath = Options.CertificateFile,
             PrivateKeyPath = Options.CertificateKeyFile,
             GenerateSelfSignedCertificate = false,
+            // Kept across restarts so a restarted gateway resets its former clients at once (they reconnect).
+            StatelessResetKey = SeedFile.LoadOrCreateSecret(Options.StatelessResetKeyFile, out _),
         });
         _acceptLoop = AcceptLoopAsync(_stopping.Token);
         _tickLoop = TickLoopAsync(_stopping.Token);

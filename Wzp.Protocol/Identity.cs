@@ -16,12 +16,10 @@ public sealed class Identity : IDisposable
 
     private static readonly SignatureAlgorithm Ed25519 = SignatureAlgorithm.Ed25519;
     private readonly Key _key;
-    private readonly byte[] _seed;
 
     private Identity(ReadOnlySpan<byte> seed)
     {
         if (seed.Length != SeedSize) throw new ArgumentException($"An identity seed is {SeedSize} bytes.", nameof(seed));
-        _seed = seed.ToArray();
         Span<byte> prk = stackalloc byte[Primitives.HashSize];
         Span<byte> privateSeed = stackalloc byte[Primitives.KeySize];
         try
@@ -59,9 +57,6 @@ public sealed class Identity : IDisposable
         }
     }
 
-    /// <summary>The seed as the 64 hex digits of a seed file. Secret: for writing that file only.</summary>
-    internal string ExportSeedHex() => Convert.ToHexStringLower(_seed);
-
     public byte[] Sign(ReadOnlySpan<byte> message) => Ed25519.Sign(_key, message);
 
     public void Sign(ReadOnlySpan<byte> message, Span<byte> signature) => Ed25519.Sign(_key, message, signature);
@@ -75,11 +70,7 @@ public sealed class Identity : IDisposable
         return Ed25519.Verify(key, message, signature);
     }
 
-    public void Dispose()
-    {
-        _key.Dispose();
-        CryptographicOperations.ZeroMemory(_seed);
-    }
+    public void Dispose() => _key.Dispose();
 
     public override string ToString() => $"Identity {Fingerprint}";
 }
@@ -146,7 +137,8 @@ public readonly struct Fingerprint : IEquatable<Fingerprint>
 
 /// <summary>
 /// Seed files: 64 hex digits (an optional trailing newline), created with mode 0600 on first use.
-/// A file that exists but cannot be read or parsed is an error and is never replaced.
+/// A file that exists but cannot be read or parsed is an error and is never replaced. They hold identity seeds
+/// and the gateway's other 32-byte secrets alike.
 /// </summary>
 public static class SeedFile
 {
@@ -154,11 +146,21 @@ public static class SeedFile
     /// <param name="path">The seed file.</param>
     /// <param name="created">True when a new identity was generated and written.</param>
     /// <exception cref="SeedFileException">The file exists but is unreadable or malformed, or cannot be created.</exception>
-    public static Identity LoadOrCreate(string path, out bool created)
+    public static Identity LoadOrCreate(string path, out bool created) => ToIdentity(LoadOrCreateSecret(path, out created));
+
+    /// <summary>Loads the identity in <paramref name="path"/>.</summary>
+    /// <exception cref="SeedFileException">Missing, unreadable or malformed.</exception>
+    public static Identity Load(string path) => ToIdentity(LoadSecret(path));
+
+    /// <summary>Loads the 32 secret bytes in <paramref name="path"/>, creating random ones if the file does not exist.</summary>
+    /// <param name="path">The seed file.</param>
+    /// <param name="created">True when new bytes were generated and written.</param>
+    /// <exception cref="SeedFileException">The file exists but is unreadable or malformed, or cannot be created.</exception>
+    public static byte[] LoadOrCreateSecret(string path, out bool created)
     {
         created = false;
-        if (File.Exists(path)) return Load(path);
-        var identity = Identity.Generate();
+        if (File.Exists(path)) return LoadSecret(path);
+        var secret = RandomNumberGenerator.GetBytes(Identity.SeedSize);
         try
         {
             var directory = Path.GetDirectoryName(Path.GetFullPath(path));
@@ -168,28 +170,28 @@ public static class SeedFile
             using (var stream = new FileStream(path, options))
             using (var writer = new StreamWriter(stream))
             {
-                writer.Write(identity.ExportSeedHex());
+                writer.Write(Convert.ToHexStringLower(secret));
                 writer.Write('\n');
             }
             created = true;
-            return identity;
+            return secret;
         }
         catch (IOException) when (File.Exists(path))
         {
             // Another process created it first: theirs wins, ours is discarded.
-            identity.Dispose();
-            return Load(path);
+            CryptographicOperations.ZeroMemory(secret);
+            return LoadSecret(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            identity.Dispose();
+            CryptographicOperations.ZeroMemory(secret);
             throw new SeedFileException($"cannot create seed file '{path}': {e.Message}", e);
         }
     }
 
-    /// <summary>Loads the identity in <paramref name="path"/>.</summary>
+    /// <summary>Loads the 32 secret bytes in <paramref name="path"/>.</summary>
     /// <exception cref="SeedFileException">Missing, unreadable or malformed.</exception>
-    public static Identity Load(string path)
+    public static byte[] LoadSecret(string path)
     {
         string text;
         try
@@ -203,7 +205,11 @@ public static class SeedFile
         var hex = text.TrimEnd('\n', '\r');
         if (hex.Length != Identity.SeedSize * 2 || !hex.All(Uri.IsHexDigit))
             throw new SeedFileException($"seed file '{path}' is malformed: expected {Identity.SeedSize * 2} hex digits");
-        var seed = Convert.FromHexString(hex);
+        return Convert.FromHexString(hex);
+    }
+
+    private static Identity ToIdentity(byte[] seed)
+    {
         try
         {
             return Identity.FromSeed(seed);
