@@ -162,7 +162,7 @@ internal static class JoinCommand
         recorder?.Dispose();
         session.PrintSummary(console);
         if (failure is not null) throw failure;
-        cancellationToken.ThrowIfCancellationRequested();
+        // Ctrl+C is how a join without --duration ends: a clean leave, not a failure.
         return ExitCodes.Success;
     }
 
@@ -230,9 +230,8 @@ internal static class JoinCommand
                 var origin = 0L;
                 var step = TimeSpan.FromMilliseconds(VoiceFormat.FrameMilliseconds);
                 // A tone lasts the duration; a file lasts its length (and the duration, if longer, is spent listening).
-                long total = tone is not null ? (long)Math.Ceiling(settings.Duration!.Value / step) : (speech!.Length + VoiceFormat.FrameSamples - 1) / VoiceFormat.FrameSamples;
-                if (tone is not null && settings.Duration is null) total = long.MaxValue;
-                if (tone is null && settings.Duration is { } cap) total = Math.Min(total, (long)Math.Ceiling(cap / step));
+                var total = tone is not null ? long.MaxValue : (speech!.Length + VoiceFormat.FrameSamples - 1) / VoiceFormat.FrameSamples;
+                if (settings.Duration is { } cap) total = Math.Min(total, (long)Math.Ceiling(cap / step));
                 var frame = new short[VoiceFormat.FrameSamples];
                 for (long n = 0; n < total; n++)
                 {

@@ -235,6 +235,27 @@ public sealed class JoinCommandTests
     }
 
     [Fact]
+    public async Task ToneWithoutDuration_RunsUntilInterrupted_ThenLeavesCleanly()
+    {
+        using var dir = new TempDirectory();
+        await using var gateway = FakeGateway.Start();
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        using var interrupt = new CancellationTokenSource();
+        var join = WzpCommand.RunAsync(["join", "r", "--gateway", gateway.Address.ToString(), "--tone", "440", "--identity", dir.File("id"),
+            "--known-clusters", dir.File("kc")], output, error, interrupt.Token);
+        var session = await gateway.NextSessionAsync();
+        await session.Uplink.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        await interrupt.CancelAsync();
+        Assert.Equal(0, await join.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal("", error.ToString());
+        // Pings may come first on a slow machine.
+        while (await session.Messages.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30)) is not Protocol.Leave)
+        {
+        }
+    }
+
+    [Fact]
     public async Task WrongPin_ExitsOneWithAReadableReason()
     {
         using var dir = new TempDirectory();

@@ -161,7 +161,10 @@ public sealed class ClientTests : IDisposable
         var alice = await WzpClient.ConnectAsync(Options(gateway));
         var session = await gateway.NextSessionAsync();
         await alice.LeaveAsync();
-        Assert.IsType<Leave>(await session.Messages.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+        while (await session.Messages.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30)) is not Leave)
+        {
+            // Pings may come first on a slow machine.
+        }
         await Eventually.TrueAsync(() => gateway.Members.Count == 0, "the member is gone");
         Assert.False(alice.TrySend(AudioTests.Header(1), [1]));
         await alice.DisposeAsync();

@@ -464,15 +464,17 @@ public sealed partial class WzpClient : IAsyncDisposable
                 session?.Dispose();
                 await connection.DisposeAsync().ConfigureAwait(false);
             }
-            throw e switch
+            WzpClientException? mapped = e switch
             {
-                WzpClientException => e,
                 OperationCanceledException when !cancellationToken.IsCancellationRequested && !_lifetime.IsCancellationRequested =>
                     new GatewayUnreachableException(endpoint, $"the gateway did not complete the handshake within {_options.ConnectTimeout.TotalSeconds:0.#} s", e),
                 QuicException q => new ConnectionLostException($"the gateway closed the connection during the handshake ({DescribeQuicFailure(q.CloseInfo)})", e),
                 ControlFrameException f => new HandshakeFailedException(ErrorCodes.BadRequest, $"the gateway sent an unreadable control frame: {f.Message}"),
-                _ => e,
+                EndOfStreamException => new ConnectionLostException("the gateway ended the control stream during the handshake", e),
+                _ => null,
             };
+            if (mapped is not null) throw mapped;
+            throw;
         }
     }
 
