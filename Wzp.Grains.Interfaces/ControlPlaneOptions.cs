@@ -30,6 +30,13 @@ public sealed class ControlPlaneOptions
     public TimeSpan RekeyTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
+    /// After a room (re-)activates, how long it holds joins back while the gateways restore the members they
+    /// still serve (a room whose silo died). It ends early once every live gateway answered, which for a new
+    /// room takes a few milliseconds. Defaults to 2 seconds. At most 30 seconds.
+    /// </summary>
+    public TimeSpan RestoreWindow { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
     /// A gateway that has not heartbeaten for this long is removed from the directory and its members evicted.
     /// Defaults to 15 seconds. Must be at least twice <see cref="GatewayHeartbeatPeriod"/>.
     /// </summary>
@@ -63,6 +70,11 @@ public sealed class ControlPlaneOptionsValidator : IValidateOptions<ControlPlane
         if (options.EpochPeriod < TimeSpan.FromSeconds(1))
         {
             failures.Add($"Cluster:EpochPeriod must be at least 1 second, not {options.EpochPeriod}.");
+        }
+
+        if (options.RestoreWindow < TimeSpan.Zero || options.RestoreWindow > TimeSpan.FromSeconds(30))
+        {
+            failures.Add($"Cluster:RestoreWindow must be between 0 and 30 seconds, not {options.RestoreWindow}.");
         }
 
         if (options.RekeyTimeout < TimeSpan.FromMilliseconds(100))

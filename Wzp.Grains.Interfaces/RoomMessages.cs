@@ -98,6 +98,12 @@ public enum JoinStatus
 
     /// <summary>The room name, alias or gateway id is malformed (PROTOCOL.md error code <c>bad-request</c>).</summary>
     Invalid = 3,
+
+    /// <summary>
+    /// The room has just re-activated and waits (at most <c>Cluster:RestoreWindow</c>) for the gateways to restore
+    /// the members they still serve, so that a newcomer cannot take a slot one of them holds: retry shortly.
+    /// </summary>
+    Restoring = 4,
 }
 
 /// <summary>Result of <see cref="IRoomGrain.Join"/>: a typed refusal rather than an exception to parse.</summary>
@@ -135,12 +141,16 @@ public sealed record RekeyReport(
 /// <param name="Members">The gateway's local members with the slots they had.</param>
 /// <param name="LastVersion">The last room version the gateway saw, so versions never go backwards.</param>
 /// <param name="LastEpoch">The last room epoch the gateway saw, so epochs never go backwards.</param>
+/// <param name="Observer">
+/// The gateway's push target, for a room that cannot find the gateway in the directory (lost with its silo).
+/// </param>
 [GenerateSerializer, Immutable, Alias("wzp.RestoreRequest.v1")]
 public sealed record RestoreRequest(
     [property: Id(0)] string GatewayId,
     [property: Id(1)] ImmutableArray<RoomMember> Members,
     [property: Id(2)] long LastVersion,
-    [property: Id(3)] long LastEpoch);
+    [property: Id(3)] long LastEpoch,
+    [property: Id(4)] IGatewayObserver? Observer = null);
 
 /// <summary>Result of a restore.</summary>
 /// <param name="Snapshot">The room after the restore.</param>

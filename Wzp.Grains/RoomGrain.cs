@@ -23,6 +23,8 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private long _version;
     private long _epoch;
     private ushort _nextSlot = 1;
+    private DateTimeOffset _restoreDeadline;
+    private HashSet<string>? _awaitingRestore; // null until the invitations went out
     private RoomSnapshot? _snapshot;
     private IGrainTimer? _epochTimer;
     private IGrainTimer? _gatewayCheckTimer;
@@ -46,6 +48,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         // re-activates after losing its state still counts upwards: a previous activation would have needed
         // more than a thousand changes per millisecond of its life to get ahead, far beyond what one grain does.
         _version = _epoch = _timeProvider.GetUtcNow().ToUnixTimeMilliseconds() * 1000;
+        _restoreDeadline = _timeProvider.GetUtcNow() + _options.RestoreWindow;
 
         // Maybe this room existed on a silo that died: invite every live gateway to restore its members. Done
         // from a timer so that activation does not wait on the directory (whose silo may be the dead one).
@@ -77,6 +80,11 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         {
             Log.RoomFull(_logger, RoomName, _members.Count);
             return JoinResult.Refused(JoinStatus.RoomFull);
+        }
+
+        if (Restoring)
+        {
+            return JoinResult.Refused(JoinStatus.Restoring);
         }
 
         var gateway = await AttachGatewayAsync(request.GatewayId);
@@ -144,7 +152,17 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             return new RestoreResult(Snapshot(), slots);
         }
 
-        var gateway = await AttachGatewayAsync(request.GatewayId);
+        _awaitingRestore?.Remove(request.GatewayId);
+        if (request.Members.IsEmpty)
+        {
+            // A gateway answering the invitation with nothing to restore.
+            return new RestoreResult(Snapshot(), []);
+        }
+
+        // The directory may have lost this gateway with its own silo; the gateway re-registers at its next
+        // heartbeat, and its members must not be dropped meanwhile: the observer it sent is enough to reach it.
+        var gateway = await AttachGatewayAsync(request.GatewayId)
+            ?? (request.Observer is { } observer ? AdoptUnregisteredGateway(request.GatewayId, observer) : null);
         if (gateway is null)
         {
             return new RestoreResult(Snapshot(), slots);
@@ -237,6 +255,16 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         }
 
         gateway = new HostingGateway(registration.Observer);
+        _gateways.Add(gatewayId, gateway);
+        return gateway;
+    }
+
+    private bool Restoring =>
+        _timeProvider.GetUtcNow() < _restoreDeadline && (_awaitingRestore is null || _awaitingRestore.Count > 0);
+
+    private HostingGateway AdoptUnregisteredGateway(string gatewayId, IGatewayObserver observer)
+    {
+        var gateway = new HostingGateway(observer);
         _gateways.Add(gatewayId, gateway);
         return gateway;
     }
@@ -459,6 +487,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         {
             var gateways = await GrainFactory.GetGatewayDirectory().List();
             var invitation = new RestoreInvitation(RoomName, _incarnation);
+            _awaitingRestore = [.. gateways.Select(g => g.GatewayId)];
             foreach (var gateway in gateways)
             {
                 gateway.Registration.Observer.OnRestoreRequested(invitation).Ignore();

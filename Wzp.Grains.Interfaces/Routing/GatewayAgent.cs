@@ -52,7 +52,10 @@ public sealed partial class GatewayAgent : IAsyncDisposable
         _timeProvider = timeProvider ?? TimeProvider.System;
         loggerFactory ??= NullLoggerFactory.Instance;
         _logger = loggerFactory.CreateLogger<GatewayAgent>();
-        Rooms = new RoomRoutingTable(grainFactory, identity.GatewayId, loggerFactory.CreateLogger<RoomRoutingTable>());
+        Rooms = new RoomRoutingTable(grainFactory, identity.GatewayId, loggerFactory.CreateLogger<RoomRoutingTable>())
+        {
+            Observer = () => _observerReference,
+        };
         // The runtime only holds observers weakly: this field is what keeps the push target alive.
         _observer = new Observer(this);
     }

@@ -27,6 +27,8 @@ public sealed partial class RoomRoutingTable
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, Entry> _rooms = new(StringComparer.Ordinal);
 
+    private static readonly TimeSpan RestoreRetryDelay = TimeSpan.FromMilliseconds(25);
+
     /// <summary>Creates the table of gateway <paramref name="gatewayId"/>.</summary>
     public RoomRoutingTable(IGrainFactory grainFactory, string gatewayId, ILogger<RoomRoutingTable>? logger = null)
     {
@@ -54,9 +56,19 @@ public sealed partial class RoomRoutingTable
     public RoomRouting? Get(string room) => _rooms.TryGetValue(room, out var entry) ? entry.Current : null;
 
     /// <summary>Joins a member hosted by this gateway and starts tracking the room.</summary>
+    /// <summary>The push target to hand a room that lost track of this gateway; set by the agent.</summary>
+    public Func<IGatewayObserver?>? Observer { get; set; }
+
     public async Task<JoinResult> JoinAsync(string room, Fingerprint fingerprint, string alias)
     {
         var result = await Room(room).Join(new JoinRequest(fingerprint, alias, GatewayId)).ConfigureAwait(false);
+        // A room that just (re-)activated holds joins back for at most its restore window.
+        for (var attempt = 0; result.Status == JoinStatus.Restoring && attempt < 200; attempt++)
+        {
+            await Task.Delay(RestoreRetryDelay).ConfigureAwait(false);
+            result = await Room(room).Join(new JoinRequest(fingerprint, alias, GatewayId)).ConfigureAwait(false);
+        }
+
         if (result.Status != JoinStatus.Joined || result.Snapshot is not { } snapshot)
         {
             return result;
@@ -167,6 +179,8 @@ public sealed partial class RoomRoutingTable
         ArgumentNullException.ThrowIfNull(invitation);
         if (!_rooms.TryGetValue(invitation.Room, out var entry))
         {
+            // Nothing to restore; answering lets the room admit joins without waiting out its restore window.
+            await Room(invitation.Room).RestoreMembers(new RestoreRequest(GatewayId, [], 0, 0)).ConfigureAwait(false);
             return;
         }
 
@@ -265,7 +279,7 @@ public sealed partial class RoomRoutingTable
         if (!local.IsEmpty)
         {
             var result = await Room(room)
-                .RestoreMembers(new RestoreRequest(GatewayId, local, current.Version, current.Epoch))
+                .RestoreMembers(new RestoreRequest(GatewayId, local, current.Version, current.Epoch, Observer?.Invoke()))
                 .ConfigureAwait(false);
             Log.Restored(_logger, room, local.Length, result.Rejected.Length);
             adopted = result.Snapshot;
