@@ -118,6 +118,7 @@ internal static class JoinCommand
     {
         // Read everything the user named before touching the network: a bad file fails fast.
         var speech = settings.SendFile is { } file ? WavFile.ReadMono48k(file) : null;
+        if (settings.RecordPath is { } recordPath) EnsureWritable(recordPath);
         using var identity = SeedFile.LoadOrCreate(settings.IdentityPath, out var created);
         if (created) console.Out.WriteLine($"created identity {settings.IdentityPath} ({identity.Fingerprint})");
 
@@ -164,6 +165,23 @@ internal static class JoinCommand
         if (failure is not null) throw failure;
         // Ctrl+C is how a join without --duration ends: a clean leave, not a failure.
         return ExitCodes.Success;
+    }
+
+    /// <summary>Fails before joining when recordings could not be written beside <paramref name="path"/>.</summary>
+    private static void EnsureWritable(string path)
+    {
+        var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        var probe = Path.Combine(directory, $".wzp-probe-{Environment.ProcessId}");
+        try
+        {
+            Directory.CreateDirectory(directory);
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new AudioFileException($"cannot record to '{path}': {e.Message}", e);
+        }
     }
 
     /// <summary>The running parts of one join: sending, receiving, recording and the member list.</summary>

@@ -8,8 +8,8 @@ namespace Wzp.Cli;
 /// <summary><c>wzp keygen</c>, <c>wzp fingerprint</c>, <c>wzp cluster init</c> and <c>wzp cluster issue</c>.</summary>
 internal static class KeyCommands
 {
-    /// <summary>The cluster key's seed file inside a cluster directory.</summary>
-    public const string ClusterKeyFileName = "cluster.key";
+    /// <summary>The cluster key's seed file inside a cluster directory; the name the gateway uses too, so the relay's data directory is a cluster directory.</summary>
+    public const string ClusterKeyFileName = "cluster.seed";
 
     public static string DefaultClusterDirectory => Path.Combine(WzpPaths.ConfigDirectory, "cluster");
 
@@ -68,7 +68,7 @@ internal static class KeyCommands
 
     private static Option<string> DirectoryOption() => new("--dir", "-d")
     {
-        Description = $"Directory of the cluster key ({ClusterKeyFileName}).",
+        Description = $"Directory of the cluster key ({ClusterKeyFileName}); the data directory of 'wzp relay' ({RelayCommand.DefaultDataDirectory}) is one.",
         DefaultValueFactory = _ => DefaultClusterDirectory,
     };
 

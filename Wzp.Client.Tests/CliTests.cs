@@ -83,7 +83,7 @@ public sealed class CliTests
         using var dir = new TempDirectory();
         var (initCode, initOut, _) = await RunAsync("cluster", "init", "--dir", dir.File("cluster"));
         Assert.Equal(0, initCode);
-        using var cluster = SeedFile.Load(dir.File("cluster/cluster.key"));
+        using var cluster = SeedFile.Load(dir.File("cluster/cluster.seed"));
         Assert.Contains(cluster.Fingerprint.ToString(), initOut);
         using var gateway = Identity.Generate();
 
@@ -115,11 +115,11 @@ public sealed class CliTests
     {
         using var dir = new TempDirectory();
         await RunAsync("cluster", "init", "--dir", dir.Path);
-        var key = File.ReadAllText(dir.File("cluster.key"));
+        var key = File.ReadAllText(dir.File("cluster.seed"));
         var (code, output, _) = await RunAsync("cluster", "init", "--dir", dir.Path);
         Assert.Equal(0, code);
         Assert.Contains("already exists", output);
-        Assert.Equal(key, File.ReadAllText(dir.File("cluster.key")));
+        Assert.Equal(key, File.ReadAllText(dir.File("cluster.seed")));
     }
 
     [Fact]
@@ -152,6 +152,15 @@ public sealed class CliTests
         using var dir = new TempDirectory();
         await RunAsync("cluster", "init", "--dir", dir.Path);
         AssertOneLineFailure(await RunAsync("cluster", "issue", "--dir", dir.Path, "--gateway-id", "g", "--gateway-key", "zz"), "64 hex", ExitCodes.Usage);
+    }
+
+    [Fact]
+    public async Task Join_UnwritableRecording_FailsBeforeConnecting()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.File("file"), "");
+        AssertOneLineFailure(await RunAsync("join", "r", "--record", dir.File("file/out.wav"), "--identity", dir.File("id"),
+            "--known-clusters", dir.File("kc")), "cannot record to");
     }
 
     [Fact]
