@@ -346,7 +346,10 @@ public sealed partial class WzpClient : IAsyncDisposable
         while (true)
         {
             var link = _link!;
-            var reason = await link.Ended.ConfigureAwait(false);
+            Exception? reason;
+            // A leave that raced a reconnect finds no link to end; the lifetime token ends the new one instead.
+            using (_lifetime.Token.Register(static state => ((Link)state!).End(null), link))
+                reason = await link.Ended.ConfigureAwait(false);
             await link.DisposeAsync().ConfigureAwait(false);
             if (Volatile.Read(ref _leaving) != 0 || _lifetime.IsCancellationRequested)
             {
