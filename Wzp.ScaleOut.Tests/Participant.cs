@@ -17,6 +17,8 @@ public sealed class Participant : IAsyncDisposable
     private Task _talking = Task.CompletedTask;
     private Task _listening = Task.CompletedTask;
     private long _sendFailures;
+    private long _received;
+    private bool _record = true;
 
     private Participant(string name, WzpClient client)
     {
@@ -30,11 +32,15 @@ public sealed class Participant : IAsyncDisposable
 
     public long SendFailures => Interlocked.Read(ref _sendFailures);
 
+    /// <summary>Frames received from anyone.</summary>
+    public long Received => Interlocked.Read(ref _received);
+
     /// <summary>One received frame: local arrival time and the sender's own clock (the header timestamp, ms).</summary>
     public readonly record struct Heard(long Arrival, uint SentAtMs);
 
+    /// <param name="record">Keep every frame's arrival (for gap checks); false only counts them (load runs).</param>
     public static async Task<Participant> JoinAsync(string name, GatewayProcess gateway, string room, Fingerprint cluster, string directory,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, bool record = true)
     {
         var client = await WzpClient.ConnectAsync(new WzpClientOptions
         {
@@ -47,7 +53,7 @@ public sealed class Participant : IAsyncDisposable
             // The test is about the relay's behaviour when a gateway dies: its clients must not come back.
             Reconnect = false,
         }, cancellationToken);
-        var participant = new Participant(name, client);
+        var participant = new Participant(name, client) { _record = record };
         participant._listening = Task.Run(participant.ListenAsync);
         participant._talking = Task.Run(participant.TalkAsync);
         return participant;
@@ -94,6 +100,8 @@ public sealed class Participant : IAsyncDisposable
             await foreach (var frame in Client.ReceiveAsync(_stop.Token))
             {
                 var arrival = Stopwatch.GetTimestamp();
+                Interlocked.Increment(ref _received);
+                if (!_record) continue;
                 var text = Encoding.ASCII.GetString(frame.Payload.Span[..Math.Min(32, frame.Payload.Length)]);
                 var colon = text.IndexOf(':', StringComparison.Ordinal);
                 if (colon <= 0) continue;

@@ -16,7 +16,9 @@ public sealed partial class ScaleOutCluster : IDisposable
     public static readonly TimeSpan HeartbeatPeriod = TimeSpan.FromMilliseconds(500);
     public static readonly TimeSpan GatewayExpiry = TimeSpan.FromSeconds(3);
 
-    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
+    // One connection per request: the listeners close idle keep-alive connections, and a reused one that was
+    // closed meanwhile fails with a broken pipe.
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5), DefaultRequestHeaders = { ConnectionClose = true } };
     private readonly List<ChildProcess> _processes = [];
     private readonly string _clusterId = $"scaleout-{Guid.NewGuid():N}"[..20];
 
@@ -115,13 +117,21 @@ public sealed partial class ScaleOutCluster : IDisposable
     }
 
     /// <summary>Waits until <c>/healthz</c> of <paramref name="process"/> answers 200.</summary>
-    public static Task WaitHealthyAsync(HostedProcess process, TimeSpan timeout) =>
-        Eventually.True(async () =>
+    public static async Task WaitHealthyAsync(HostedProcess process, TimeSpan timeout)
+    {
+        // Connect only once the process says it listens: .NET's managed HttpListener crashes in Start when a
+        // connection is already queued on its new socket (HttpEndPointListener's constructor accepts it
+        // synchronously before its fields are set: ArgumentNullException in Monitor.Enter), which an eager poll
+        // provokes. See the issue 7 report.
+        await Eventually.True(() => process.Process.HasExited || process.Process.Output.Contains("Health endpoint listening", StringComparison.Ordinal),
+            timeout, $"{process.Process.Name} serves /healthz");
+        await Eventually.True(async () =>
         {
             if (process.Process.HasExited) throw new InvalidOperationException($"{process.Process.Name} exited with {process.Process.ExitCode}:\n{process.Process.Output}");
             var (status, _) = await process.HealthAsync();
             return status == 200;
         }, timeout, $"{process.Process.Name} reports healthy");
+    }
 
     /// <summary>A counter's value in a Prometheus scrape: the sum over its series.</summary>
     public static double ReadCounter(string scrape, string metric)
