@@ -164,11 +164,16 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
             return null;
         }
         var member = new LocalMember(session.Room, result.Slot, result.Epoch, session, connection, control);
-        var routing = server.Agent.Rooms.Get(session.Room);
-        var members = (routing?.Members ?? result.Snapshot!.Members).Select(ToInfo).ToList();
-        // Joined goes out before the member is visible to forwarding and room updates, so it arrives first.
-        control.TrySend(new Joined(session.Room, result.Slot, (uint)result.Epoch, members));
         server.AddMember(member);
+        lock (member.Gate)
+        {
+            // Read after the member became visible to room changes: a change published before this point is in
+            // the list, one published after it waits for the lock and goes out as a roomUpdate after 'joined'.
+            var routing = server.Agent.Rooms.Get(session.Room);
+            var members = (routing?.Members ?? result.Snapshot!.Members).Select(ToInfo).ToList();
+            control.TrySend(new Joined(session.Room, result.Slot, (uint)result.Epoch, members));
+            member.Ready = true;
+        }
         Log.Joined(logger, session.Room, result.Slot, session.ClientFingerprint.ToString());
         return member;
     }

@@ -39,6 +39,15 @@ internal sealed class LocalMember
 
     public ControlStream Control { get; }
 
+    /// <summary>Orders <c>joined</c> before any <c>roomUpdate</c> of this member (see <see cref="Ready"/>).</summary>
+    public Lock Gate { get; } = new();
+
+    /// <summary>
+    /// Set, under <see cref="Gate"/>, once <c>joined</c> is queued. Room changes before that are already in the
+    /// member list <c>joined</c> carries, read under the same lock; room changes after it go out as updates.
+    /// </summary>
+    public bool Ready { get; set; }
+
     public long RekeysStarted => Interlocked.Read(ref _rekeysStarted);
 
     public long RekeysCompleted => Interlocked.Read(ref _rekeysCompleted);

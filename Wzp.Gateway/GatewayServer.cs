@@ -238,18 +238,22 @@ public sealed partial class GatewayServer : IAsyncDisposable
         var left = before.Keys.Where(slot => !current.BySlot.TryGetValue(slot, out var now) || now != before[slot]).Select(s => (int)s).ToList();
         foreach (var member in locals)
         {
-            if (!current.BySlot.TryGetValue(member.Slot, out var self) || self.GatewayId != Options.GatewayId)
+            lock (member.Gate)
             {
-                // The room evicted this member (its gateway missed a rekey deadline, or the slot moved on).
-                member.Control.TrySend(new Error(ErrorCodes.Unauthorized, "removed from the room by the cluster"));
-                member.Control.CompleteSending();
-                _ = member.Connection.CloseAsync(ClientConnection.CloseProtocolError, "evicted");
-                continue;
+                if (!member.Ready) continue; // its 'joined' is being built from the table that includes this change
+                if (!current.BySlot.TryGetValue(member.Slot, out var self) || self.GatewayId != Options.GatewayId)
+                {
+                    // The room evicted this member (its gateway missed a rekey deadline, or the slot moved on).
+                    member.Control.TrySend(new Error(ErrorCodes.Unauthorized, "removed from the room by the cluster"));
+                    member.Control.CompleteSending();
+                    _ = member.Connection.CloseAsync(ClientConnection.CloseProtocolError, "evicted");
+                    continue;
+                }
+                var news = joined.Where(m => m.Slot != member.Slot).Select(ClientConnection.ToInfo).ToList();
+                var gone = left.Where(s => s != member.Slot).ToList();
+                if ((news.Count > 0 || gone.Count > 0) && !member.Control.TrySend(new RoomUpdate(news, gone)))
+                    _ = member.Connection.CloseAsync(ClientConnection.CloseProtocolError, "control stream stalled");
             }
-            var news = joined.Where(m => m.Slot != member.Slot).Select(ClientConnection.ToInfo).ToList();
-            var gone = left.Where(s => s != member.Slot).ToList();
-            if ((news.Count > 0 || gone.Count > 0) && !member.Control.TrySend(new RoomUpdate(news, gone)))
-                _ = member.Connection.CloseAsync(ClientConnection.CloseProtocolError, "control stream stalled");
         }
 
         if (previous is null || current.Epoch > previous.Epoch || current.Incarnation != previous.Incarnation)

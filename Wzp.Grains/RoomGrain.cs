@@ -82,15 +82,17 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             return JoinResult.Refused(JoinStatus.RoomFull);
         }
 
-        if (Restoring)
-        {
-            return JoinResult.Refused(JoinStatus.Restoring);
-        }
-
         var gateway = await AttachGatewayAsync(request.GatewayId);
         if (gateway is null)
         {
             return JoinResult.Refused(JoinStatus.GatewayNotRegistered);
+        }
+
+        if (Restoring)
+        {
+            // The gateway stays attached: it retries within milliseconds, and an idle attachment is evicted
+            // like any gateway that does not report its rekeys.
+            return JoinResult.Refused(JoinStatus.Restoring);
         }
 
         var member = new RoomMember(AllocateSlot(), request.Fingerprint, request.Alias, request.GatewayId);

@@ -55,6 +55,7 @@ public sealed partial class GatewayAgent : IAsyncDisposable
         Rooms = new RoomRoutingTable(grainFactory, identity.GatewayId, loggerFactory.CreateLogger<RoomRoutingTable>())
         {
             Observer = () => _observerReference,
+            Reregister = () => _observerReference is null ? Task.CompletedTask : RegisterAsync(),
         };
         // The runtime only holds observers weakly: this field is what keeps the push target alive.
         _observer = new Observer(this);

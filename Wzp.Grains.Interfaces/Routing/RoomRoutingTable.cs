@@ -59,13 +59,19 @@ public sealed partial class RoomRoutingTable
     /// <summary>The push target to hand a room that lost track of this gateway; set by the agent.</summary>
     public Func<IGatewayObserver?>? Observer { get; set; }
 
+    /// <summary>Registers this gateway with the directory again; set by the agent.</summary>
+    public Func<Task>? Reregister { get; set; }
+
     public async Task<JoinResult> JoinAsync(string room, Fingerprint fingerprint, string alias)
     {
         var result = await Room(room).Join(new JoinRequest(fingerprint, alias, GatewayId)).ConfigureAwait(false);
-        // A room that just (re-)activated holds joins back for at most its restore window.
-        for (var attempt = 0; result.Status == JoinStatus.Restoring && attempt < 200; attempt++)
+        // A room that just (re-)activated holds joins back for at most its restore window; a directory that
+        // re-activated after its silo died has forgotten this gateway until it registers again.
+        for (var attempt = 0; attempt < 200; attempt++)
         {
-            await Task.Delay(RestoreRetryDelay).ConfigureAwait(false);
+            if (result.Status == JoinStatus.Restoring) await Task.Delay(RestoreRetryDelay).ConfigureAwait(false);
+            else if (result.Status == JoinStatus.GatewayNotRegistered && attempt == 0 && Reregister is { } reregister) await reregister().ConfigureAwait(false);
+            else break;
             result = await Room(room).Join(new JoinRequest(fingerprint, alias, GatewayId)).ConfigureAwait(false);
         }
 
