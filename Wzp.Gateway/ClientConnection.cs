@@ -31,9 +31,11 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
         LocalMember? member = null;
         var closeCode = CloseNormal;
         var reason = "bye";
+        var handshakeStarted = server.Histograms.Timestamp();
         try
         {
             session = await HandshakeAsync(control, lifetime.Token).ConfigureAwait(false);
+            server.Histograms.RecordHandshake(handshakeStarted, session is not null);
             if (session is null)
             {
                 closeCode = CloseProtocolError;
@@ -57,6 +59,7 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
         }
         catch (ControlFrameException e)
         {
+            if (session is null) server.Histograms.RecordHandshake(handshakeStarted, succeeded: false);
             control.TrySend(e.ToErrorMessage());
             closeCode = CloseProtocolError;
             reason = "bad control frame";

@@ -152,7 +152,7 @@ internal sealed class RoomFanout(string room)
 /// once per remote gateway with the link key. No allocation, no lock, no grain call and no log line per packet;
 /// the plaintext lives on the stack for the forwarding step and is wiped after it.
 /// </summary>
-internal sealed class Forwarder(GatewayCounters counters, Socket linkSocket)
+internal sealed class Forwarder(GatewayCounters counters, GatewayHistograms histograms, Socket linkSocket)
 {
     private readonly ConcurrentDictionary<string, RoomFanout> _rooms = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<ulong, RoomFanout> _byTag = new();
@@ -206,6 +206,7 @@ internal sealed class Forwarder(GatewayCounters counters, Socket linkSocket)
     /// <summary>An uplink datagram from a local member.</summary>
     public void OnUplink(LocalMember sender, ReadOnlySpan<byte> datagram, RoomFanout fanout)
     {
+        var received = histograms.Timestamp(); // the handler runs at receipt
         Span<byte> plaintext = stackalloc byte[MediaDatagram.MaxSize];
         var reason = MediaDatagram.Open(sender.Session.Keys, datagram, plaintext, out var length, out _);
         if (reason != DropReason.None)
@@ -218,6 +219,7 @@ internal sealed class Forwarder(GatewayCounters counters, Socket linkSocket)
         var recipients = fanout.Current;
         SendToLocals(recipients.Locals, sender.Slot, header, payload, except: sender);
         if (!recipients.Links.IsEmpty) SendToLinks(recipients.Links, fanout.Tag, sender.Slot, header, payload);
+        histograms.RecordForward(received, ForwardPath.Client);
         CryptographicOperations.ZeroMemory(payload);
     }
 
@@ -235,7 +237,10 @@ internal sealed class Forwarder(GatewayCounters counters, Socket linkSocket)
         if (tag == LinkManager.KeepaliveTag) return;
         var payload = plaintext[..length];
         if (_byTag.TryGetValue(tag, out var fanout))
+        {
             SendToLocals(fanout.Current.Locals, source, datagram.Slice(19, MediaHeader.Size), payload, except: null);
+            histograms.RecordForward(now, ForwardPath.Link);
+        }
         else
             counters.Drop(GatewayDrop.UnknownSession);
         CryptographicOperations.ZeroMemory(payload);

@@ -44,6 +44,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<GatewayServer>();
         Counters = new GatewayCounters(options.GatewayId);
+        Histograms = new GatewayHistograms(options.GatewayId, Time);
         HandshakeOptions = new GatewayHandshakeOptions
         {
             TokenValidator = options.Token.Length == 0 ? null : token => System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
@@ -57,7 +58,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
         Agent = new GatewayAgent(grainFactory, new GatewayIdentity(options.GatewayId, advertised, [.. System.Text.Encoding.UTF8.GetBytes(keys.Credential.ToJson())]),
             controlPlane, _loggerFactory, Time);
         Agent.LoadProvider = () => (int)Counters.Sessions;
-        _forwarder = new Forwarder(Counters, _linkSocket);
+        _forwarder = new Forwarder(Counters, Histograms, _linkSocket);
         Links = new LinkManager(this, _linkSocket, _forwarder, grainFactory, _loggerFactory.CreateLogger<LinkManager>());
         _dropUnknown = (_, _) => Counters.Drop(GatewayDrop.UnknownSession);
         Agent.Rooms.Changed += OnRoomChanged;
@@ -71,6 +72,9 @@ public sealed partial class GatewayServer : IAsyncDisposable
     public TimeProvider Time { get; }
 
     public GatewayCounters Counters { get; }
+
+    /// <summary>Handshake duration and forwarding latency (meter <c>Wzp.Gateway</c>).</summary>
+    public GatewayHistograms Histograms { get; }
 
     public GatewayAgent Agent { get; }
 
@@ -356,6 +360,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
         await StopAsync(CancellationToken.None).ConfigureAwait(false);
         await Agent.DisposeAsync().ConfigureAwait(false);
         Counters.Dispose();
+        Histograms.Dispose();
         _stopping.Dispose();
     }
 
