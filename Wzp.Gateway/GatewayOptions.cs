@@ -51,6 +51,15 @@ public sealed class GatewayOptions
     /// <summary>Validity of a self-issued credential. Defaults to 365 days.</summary>
     public TimeSpan SelfIssuedValidity { get; set; } = TimeSpan.FromDays(365);
 
+    /// <summary>
+    /// QUIC connections from one IP address at once; more are refused. Defaults to 256. Raise it when many clients
+    /// share an address (a NAT, a load-test machine).
+    /// </summary>
+    public int MaxConnectionsPerAddress { get; set; } = 256;
+
+    /// <summary>QUIC connections at once, in total. Defaults to 10 000.</summary>
+    public int MaxConnections { get; set; } = 10_000;
+
     /// <summary>Handshakes in progress at once, in total; more are refused with <c>busy</c>. Defaults to 512.</summary>
     public int MaxPendingHandshakes { get; set; } = 512;
 
@@ -98,6 +107,8 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         if (!IPEndPoint.TryParse(options.LinkListenAddress, out _)) failures.Add($"Gateway:LinkListenAddress '{options.LinkListenAddress}' is not an IP:port.");
         if (options.LinkAdvertiseAddress.Length > 0 && !IPEndPoint.TryParse(options.LinkAdvertiseAddress, out _))
             failures.Add($"Gateway:LinkAdvertiseAddress '{options.LinkAdvertiseAddress}' is not an IP:port.");
+        if (options.MaxConnections < 1 || options.MaxConnectionsPerAddress < 1)
+            failures.Add("Gateway:MaxConnections and MaxConnectionsPerAddress must be at least 1.");
         if (options.MaxPendingHandshakes < 1 || options.MaxPendingHandshakesPerAddress < 1)
             failures.Add("Gateway:MaxPendingHandshakes and MaxPendingHandshakesPerAddress must be at least 1.");
         if (options.HandshakeTimeout <= TimeSpan.Zero) failures.Add("Gateway:HandshakeTimeout must be positive.");

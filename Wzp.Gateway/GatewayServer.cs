@@ -110,6 +110,8 @@ public sealed partial class GatewayServer : IAsyncDisposable
             CertificatePath = Options.CertificateFile,
             PrivateKeyPath = Options.CertificateKeyFile,
             GenerateSelfSignedCertificate = false,
+            MaxConnections = Options.MaxConnections,
+            MaxConnectionsPerAddress = Options.MaxConnectionsPerAddress,
             // Kept across restarts so a restarted gateway resets its former clients at once (they reconnect).
             StatelessResetKey = SeedFile.LoadOrCreateSecret(Options.StatelessResetKeyFile, out _),
         });
