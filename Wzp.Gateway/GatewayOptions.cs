@@ -72,6 +72,13 @@ public sealed class GatewayOptions
     /// <summary>Membership-triggered rekeys of one member are at most this often (PROTOCOL.md §7). Defaults to 1 second.</summary>
     public TimeSpan RekeyDebounce { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// A member that has not finished a membership rekey this long after the room's epoch advanced is
+    /// disconnected, so that the gateway can report in time and the room does not evict every member of this
+    /// gateway for one slow client. Defaults to 3 seconds; keep it below <c>Cluster:RekeyTimeout</c> (5 s).
+    /// </summary>
+    public TimeSpan MemberRekeyDeadline { get; set; } = TimeSpan.FromSeconds(3);
+
     /// <summary>Control messages queued for one client before it is considered stuck and closed. Defaults to 256.</summary>
     public int MaxQueuedControlMessages { get; set; } = 256;
 
@@ -113,6 +120,8 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             failures.Add("Gateway:MaxPendingHandshakes and MaxPendingHandshakesPerAddress must be at least 1.");
         if (options.HandshakeTimeout <= TimeSpan.Zero) failures.Add("Gateway:HandshakeTimeout must be positive.");
         if (options.RekeyDebounce < TimeSpan.Zero) failures.Add("Gateway:RekeyDebounce must not be negative.");
+        if (options.MemberRekeyDeadline <= options.RekeyDebounce)
+            failures.Add("Gateway:MemberRekeyDeadline must be longer than Gateway:RekeyDebounce.");
         if (options.MaxQueuedControlMessages < 8) failures.Add("Gateway:MaxQueuedControlMessages must be at least 8.");
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

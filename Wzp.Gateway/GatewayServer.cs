@@ -280,13 +280,10 @@ public sealed partial class GatewayServer : IAsyncDisposable
             needs[member] = member.RekeysStarted + 1;
             member.WantRekey();
         }
-        _rekeyWaits[(room, epoch)] = new RekeyWait(needs);
+        _rekeyWaits[(room, epoch)] = new RekeyWait(needs, Time.GetTimestamp());
     }
 
-    private sealed record RekeyWait(Dictionary<LocalMember, long> Needs)
-    {
-        public bool Reported { get; set; }
-    }
+    private sealed record RekeyWait(Dictionary<LocalMember, long> Needs, long Since);
 
     internal void RefreshLinks(string room)
     {
@@ -338,8 +335,19 @@ public sealed partial class GatewayServer : IAsyncDisposable
     {
         foreach (var ((room, epoch), wait) in _rekeyWaits)
         {
-            var done = wait.Needs.All(pair => pair.Key.RekeysCompleted >= pair.Value || pair.Key.Connection.IsClosed);
-            if (!done) continue;
+            var laggards = wait.Needs.Where(pair => pair.Key.RekeysCompleted < pair.Value && !pair.Key.Connection.IsClosed).ToList();
+            if (laggards.Count > 0)
+            {
+                if (Time.GetElapsedTime(wait.Since) < Options.MemberRekeyDeadline) continue;
+                // One member that cannot finish must not get the whole gateway evicted from the room.
+                foreach (var (member, _) in laggards)
+                {
+                    member.Control.TrySend(new Error(ErrorCodes.Busy, "rekey not completed in time; reconnect"));
+                    member.Control.CompleteSending();
+                    _ = member.Connection.CloseAsync(ClientConnection.CloseProtocolError, "rekey timeout");
+                }
+                Log.RekeyLaggards(_logger, room, epoch, laggards.Count);
+            }
             _rekeyWaits.TryRemove((room, epoch), out _);
             _ = ReportAsync(room, epoch);
         }
@@ -377,6 +385,9 @@ public sealed partial class GatewayServer : IAsyncDisposable
 
         [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Reporting the rekey of room {Room} to epoch {Epoch} failed")]
         public static partial void ReportFailed(ILogger logger, string room, long epoch, Exception exception);
+
+        [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "Room {Room} epoch {Epoch}: disconnected {Count} members that did not finish their rekey in time")]
+        public static partial void RekeyLaggards(ILogger logger, string room, long epoch, int count);
 
         [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "Gateway maintenance loop failed")]
         public static partial void TickFailed(ILogger logger, Exception exception);
