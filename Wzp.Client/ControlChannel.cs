@@ -1,4 +1,3 @@
-using System.Buffers;
 using Wzp.Protocol;
 using Wzp.Quic;
 
@@ -10,13 +9,8 @@ namespace Wzp.Client;
 /// </summary>
 internal sealed class ControlChannel(QuicConnection connection)
 {
-    // A full buffer of this size always holds a complete frame: the codec refuses longer length fields.
-    private const int MaxBuffer = ControlCodec.LengthPrefixSize + ControlCodec.MaxFrameLength;
-
     private readonly SemaphoreSlim _writeLock = new(1, 1);
-    private byte[] _buffer = new byte[8 * 1024];
-    private int _start;
-    private int _end;
+    private readonly ControlFrameReader _reader = new();
 
     public async Task SendAsync(ControlMessage message, CancellationToken cancellationToken)
     {
@@ -37,29 +31,13 @@ internal sealed class ControlChannel(QuicConnection connection)
     /// <exception cref="QuicException">The connection closed.</exception>
     public async Task<ControlMessage?> ReceiveAsync(CancellationToken cancellationToken)
     {
-        while (true)
+        ControlMessage? message;
+        while (!_reader.TryRead(out message))
         {
-            if (_end > _start)
-            {
-                var sequence = new ReadOnlySequence<byte>(_buffer, _start, _end - _start);
-                var before = sequence.Length;
-                if (ControlCodec.TryReadFrame(ref sequence, out var body))
-                {
-                    var message = ControlCodec.Decode(body);
-                    _start += (int)(before - sequence.Length);
-                    return message;
-                }
-            }
-            if (_start > 0)
-            {
-                Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
-                _end -= _start;
-                _start = 0;
-            }
-            if (_end == _buffer.Length) Array.Resize(ref _buffer, Math.Min(_buffer.Length * 2, MaxBuffer));
-            var read = await connection.ReadAsync(_buffer.AsMemory(_end), cancellationToken).ConfigureAwait(false);
+            var read = await connection.ReadAsync(_reader.GetWriteMemory(), cancellationToken).ConfigureAwait(false);
             if (read == 0) return null;
-            _end += read;
+            _reader.Advance(read);
         }
+        return message;
     }
 }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Collections.Concurrent;
 using Wzp.Protocol;
 using Wzp.Quic;
@@ -103,33 +102,19 @@ internal sealed class RawClient : IAsyncDisposable
 /// <summary>Length-prefixed control frames over the connection's stream.</summary>
 internal sealed class Framing(QuicConnection connection)
 {
-    private byte[] Buffer { get; } = new byte[ControlCodec.MaxFrameLength + 4];
-
-    private int Start { get; set; }
-
-    private int End { get; set; }
+    private readonly ControlFrameReader _reader = new();
 
     public Task SendAsync(ControlMessage message) => connection.WriteAsync(ControlCodec.Encode(message)).AsTask();
 
     public async Task<ControlMessage?> ReadAsync(CancellationToken cancellationToken = default)
     {
-        while (true)
+        ControlMessage? message;
+        while (!_reader.TryRead(out message))
         {
-            var sequence = new ReadOnlySequence<byte>(Buffer, Start, End - Start);
-            if (ControlCodec.TryReadFrame(ref sequence, out var body))
-            {
-                Start = End - (int)sequence.Length;
-                return ControlCodec.Decode(body);
-            }
-            if (Start > 0)
-            {
-                System.Buffer.BlockCopy(Buffer, Start, Buffer, 0, End - Start);
-                End -= Start;
-                Start = 0;
-            }
-            var read = await connection.ReadAsync(Buffer.AsMemory(End), cancellationToken);
+            var read = await connection.ReadAsync(_reader.GetWriteMemory(), cancellationToken);
             if (read == 0) return null;
-            End += read;
+            _reader.Advance(read);
         }
+        return message;
     }
 }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Threading.Channels;
 using Wzp.Protocol;
 using Wzp.Quic;
@@ -12,12 +11,9 @@ namespace Wzp.Gateway;
 /// </summary>
 internal sealed class ControlStream
 {
-    private const int InitialBuffer = 4096;
     private readonly QuicConnection _connection;
     private readonly Channel<ControlMessage> _outbox;
-    private byte[] _buffer = new byte[InitialBuffer];
-    private int _start;
-    private int _end;
+    private readonly ControlFrameReader _reader = new();
 
     public ControlStream(QuicConnection connection, int capacity)
     {
@@ -42,34 +38,13 @@ internal sealed class ControlStream
     /// <exception cref="ControlFrameException">A frame over the limit, bad JSON or no type.</exception>
     public async ValueTask<ControlMessage?> ReadAsync(CancellationToken cancellationToken)
     {
-        while (true)
+        ControlMessage? message;
+        while (!_reader.TryRead(out message))
         {
-            var buffered = new ReadOnlySequence<byte>(_buffer, _start, _end - _start);
-            if (ControlCodec.TryReadFrame(ref buffered, out var body))
-            {
-                var message = ControlCodec.Decode(body);
-                _start = _end - (int)buffered.Length;
-                return message;
-            }
-            MakeRoom();
-            var read = await _connection.ReadAsync(_buffer.AsMemory(_end), cancellationToken).ConfigureAwait(false);
+            var read = await _connection.ReadAsync(_reader.GetWriteMemory(), cancellationToken).ConfigureAwait(false);
             if (read == 0) return null;
-            _end += read;
+            _reader.Advance(read);
         }
-    }
-
-    private void MakeRoom()
-    {
-        if (_start > 0)
-        {
-            Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
-            _end -= _start;
-            _start = 0;
-        }
-        if (_end == _buffer.Length)
-        {
-            // TryReadFrame already refused lengths over the limit, so this grows to one frame at most.
-            Array.Resize(ref _buffer, Math.Min(_buffer.Length * 2, ControlCodec.MaxFrameLength + ControlCodec.LengthPrefixSize));
-        }
+        return message;
     }
 }
