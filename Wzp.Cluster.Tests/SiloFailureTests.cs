@@ -52,6 +52,60 @@ public sealed class SiloFailureTests(ClusterFixture fixture)
         }
     }
 
+    [Fact]
+    public async Task JoinThroughAGatewayThatHasNotRestoredYet_ItsMembersKeepTheirSlots()
+    {
+        var data = new TestData(409);
+        await using var first = await TestGateway.StartAsync(fixture, data.GatewayId());
+        // The second gateway neither polls, nor answers restore invitations, nor hears pushes (a push of the new
+        // incarnation would make it restore): only the join itself can make it restore its member before the
+        // newcomer it brings gets a slot.
+        var second = new ManualGateway(fixture.Client, data.GatewayId()) { IgnoresRestoreInvitations = true };
+        await second.RegisterAsync();
+        await using var heartbeats = second.StartHeartbeats(fixture.Options.GatewayHeartbeatPeriod);
+        var doomed = await fixture.Cluster.StartAdditionalSiloAsync();
+        await fixture.Cluster.WaitForLivenessToStabilizeAsync();
+
+        var (room, grain) = await PlaceRoomOnAsync(doomed, first, data);
+        var resident = await second.Rooms.JoinAsync(room, data.Fingerprint(), "resident");
+        Assert.Equal(JoinStatus.Joined, resident.Status);
+        var before = await grain.GetSnapshot();
+        second.Drop = _ => true;
+
+        await fixture.Cluster.KillSiloAsync(doomed);
+
+        JoinResult? newcomer = null;
+        await Eventually.True(
+            async () =>
+            {
+                try
+                {
+                    newcomer = await second.Rooms.JoinAsync(room, data.Fingerprint(), "newcomer");
+                    return true;
+                }
+                catch (Exception e) when (e is SiloUnavailableException or OrleansMessageRejectionException or TimeoutException)
+                {
+                    return false; // the dead silo is not declared dead yet
+                }
+            },
+            Patience,
+            "a newcomer joins through the second gateway after the room's silo died");
+        Assert.Equal(JoinStatus.Joined, newcomer!.Status);
+        Assert.DoesNotContain(newcomer.Slot, before.Members.Select(m => m.Slot));
+
+        var after = await grain.GetSnapshot();
+        Assert.NotEqual(before.Incarnation, after.Incarnation);
+        Assert.Contains(before.Members.Single(m => m.Slot == resident.Slot), after.Members);
+        await Eventually.True(
+            async () => (await grain.GetSnapshot()).Members.Count(m => before.Members.Contains(m)) == before.Members.Length,
+            Patience,
+            "the first gateway restored its member too");
+        var seen = second.Rooms.Get(room);
+        Assert.NotNull(seen);
+        Assert.Contains(seen.Members, m => m.Slot == resident.Slot && m.Alias == "resident");
+        Assert.Contains(seen.Members, m => m.Slot == newcomer.Slot && m.Alias == "newcomer");
+    }
+
     // Placement is the runtime's choice, so try fresh rooms until one lands on the wanted silo; each try
     // leaves again, which empties and deactivates the room.
     private async Task<(string Room, IRoomGrain Grain)> PlaceRoomOnAsync(InProcessSiloHandle silo, TestGateway gateway, TestData data)

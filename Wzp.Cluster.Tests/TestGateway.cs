@@ -114,7 +114,7 @@ public sealed class ManualGateway : IGatewayObserver
     {
         _reference = _client.CreateObjectReference<IGatewayObserver>(this);
         await _client.GetGatewayDirectory().Register(
-            new GatewayRegistration(Id, _instanceId, "127.0.0.1:0", [], 0, _reference));
+            new GatewayRegistration(Id, _instanceId, "127.0.0.1:0", [], 0, _reference), [.. Rooms.Rooms]);
     }
 
     public Task<bool> HeartbeatAsync() => _client.GetGatewayDirectory().Heartbeat(new GatewayHeartbeat(Id, _instanceId, 0));
@@ -145,7 +145,11 @@ public sealed class ManualGateway : IGatewayObserver
         return Rooms.ApplyAsync(roomEvent);
     }
 
-    public Task OnRestoreRequested(RestoreInvitation invitation) => Rooms.RestoreAsync(invitation);
+    /// <summary>When set, restore invitations from re-activated rooms go unanswered (a slow or partitioned gateway).</summary>
+    public bool IgnoresRestoreInvitations { get; set; }
+
+    public Task OnRestoreRequested(RestoreInvitation invitation) =>
+        IgnoresRestoreInvitations ? Task.CompletedTask : Rooms.RestoreAsync(invitation);
 
     public Task OnLinkMessage(LinkMessage message) => Task.CompletedTask;
 

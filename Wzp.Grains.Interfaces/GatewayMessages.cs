@@ -30,6 +30,23 @@ public sealed record GatewayInfo(
     public string GatewayId => Registration.GatewayId;
 }
 
+/// <summary>The live gateways, and whether the directory can vouch that the list is complete.</summary>
+/// <param name="Gateways">Every gateway registered now.</param>
+/// <param name="CompleteIn">
+/// Zero when every live gateway must be in <see cref="Gateways"/>. A directory younger than
+/// <c>Cluster:GatewayExpiry</c> may have re-activated after its silo died and know only the gateways that
+/// re-registered since; after this long, a gateway it does not know would have expired anyway.
+/// </param>
+/// <param name="Recovering">
+/// The directory has seen that it lost registrations: a gateway it did not know heartbeated, or registered with
+/// rooms it already served. False in a cluster that is simply new.
+/// </param>
+[GenerateSerializer, Immutable, Alias("wzp.GatewayCensus.v1")]
+public sealed record GatewayCensus(
+    [property: Id(0)] ImmutableArray<GatewayInfo> Gateways,
+    [property: Id(1)] TimeSpan CompleteIn,
+    [property: Id(2)] bool Recovering);
+
 /// <summary>A gateway's periodic sign of life.</summary>
 [GenerateSerializer, Immutable, Alias("wzp.GatewayHeartbeat.v1")]
 public sealed record GatewayHeartbeat(

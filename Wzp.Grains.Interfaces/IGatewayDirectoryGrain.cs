@@ -11,9 +11,12 @@ namespace Wzp.Grains;
 [Alias("wzp.IGatewayDirectoryGrain")]
 public interface IGatewayDirectoryGrain : IGrainWithStringKey
 {
-    /// <summary>Adds or refreshes a gateway.</summary>
+    /// <summary>
+    /// Adds or refreshes a gateway. <paramref name="rooms"/> are the rooms where it serves members: a directory
+    /// that re-activated learns from them which rooms to tell when the gateway later expires.
+    /// </summary>
     [Alias("Register")]
-    Task Register(GatewayRegistration registration);
+    Task Register(GatewayRegistration registration, ImmutableArray<string> rooms);
 
     /// <summary>Refreshes a gateway; false when the directory does not know it (it must register again).</summary>
     [Alias("Heartbeat")]
@@ -26,6 +29,11 @@ public interface IGatewayDirectoryGrain : IGrainWithStringKey
     /// <summary>Every live gateway.</summary>
     [Alias("List")]
     Task<ImmutableArray<GatewayInfo>> List();
+
+    /// <summary>Every live gateway, with how long until the list is known to be complete (a re-activated room
+    /// waits that long before admitting newcomers).</summary>
+    [Alias("Census")]
+    Task<GatewayCensus> Census();
 
     /// <summary>Records that <paramref name="room"/> hosts members of the gateway and returns its registration,
     /// or null when the gateway is not registered.</summary>

@@ -77,11 +77,20 @@ public sealed record RoomEvent(
     [property: Id(6)] ImmutableArray<ushort> Left);
 
 /// <summary>A member asking to join: sent by its gateway after the client's handshake confirmed (PROTOCOL.md §5).</summary>
+/// <param name="Fingerprint">The member's identity fingerprint (public).</param>
+/// <param name="Alias">Display name.</param>
+/// <param name="GatewayId">The gateway that terminates the member's connection.</param>
+/// <param name="KnownIncarnation">
+/// The room incarnation under which this gateway already serves members of the room, or <see cref="Guid.Empty"/>
+/// when it serves none. A room of another incarnation (it re-activated and lost them) answers
+/// <see cref="JoinStatus.RestoreFirst"/> until the gateway restored them, so a newcomer never takes their slots.
+/// </param>
 [GenerateSerializer, Immutable, Alias("wzp.JoinRequest.v1")]
 public sealed record JoinRequest(
     [property: Id(0)] Fingerprint Fingerprint,
     [property: Id(1)] string Alias,
-    [property: Id(2)] string GatewayId);
+    [property: Id(2)] string GatewayId,
+    [property: Id(3)] Guid KnownIncarnation = default);
 
 /// <summary>Outcome of a join.</summary>
 [Alias("wzp.JoinStatus.v1")]
@@ -100,10 +109,17 @@ public enum JoinStatus
     Invalid = 3,
 
     /// <summary>
-    /// The room has just re-activated and waits (at most <c>Cluster:RestoreWindow</c>) for the gateways to restore
-    /// the members they still serve, so that a newcomer cannot take a slot one of them holds: retry shortly.
+    /// The room has just re-activated and waits for the gateways to restore the members they still serve, so that
+    /// a newcomer cannot take a slot one of them holds: retry shortly. The wait ends when every live gateway
+    /// answered, or after <c>Cluster:RestoreWindow</c> (longer while the directory itself is re-learning who is live).
     /// </summary>
     Restoring = 4,
+
+    /// <summary>
+    /// The room re-activated since this gateway last saw it (<see cref="JoinRequest.KnownIncarnation"/>): the
+    /// gateway must restore the members it serves (<see cref="IRoomGrain.RestoreMembers"/>), then retry.
+    /// </summary>
+    RestoreFirst = 5,
 }
 
 /// <summary>Result of <see cref="IRoomGrain.Join"/>: a typed refusal rather than an exception to parse.</summary>

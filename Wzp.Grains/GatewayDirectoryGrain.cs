@@ -7,7 +7,8 @@ namespace Wzp.Grains;
 /// <summary>
 /// The live gateways. Each registration is kept while its gateway heartbeats; a silent one expires and every
 /// room that hosts its members is told to evict them. State is in memory: after a re-activation gateways
-/// re-register on their next heartbeat (it answers false), and rooms re-attach through their periodic check.
+/// re-register on their next heartbeat (it answers false) with the rooms they serve, and rooms re-attach
+/// through their periodic check; <see cref="Census"/> tells a re-activated room how far to trust the list.
 /// </summary>
 public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrain
 {
@@ -16,6 +17,7 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
     private readonly ILogger<GatewayDirectoryGrain> _logger;
     private readonly Dictionary<string, Entry> _gateways = new(StringComparer.Ordinal);
     private long _activatedAt;
+    private bool _recovering; // evidence that this activation lost the registrations of a previous one
 
     /// <summary>Created by Orleans.</summary>
     public GatewayDirectoryGrain(IOptions<ControlPlaneOptions> options, TimeProvider timeProvider, ILogger<GatewayDirectoryGrain> logger)
@@ -37,7 +39,7 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
     }
 
     /// <inheritdoc/>
-    public Task Register(GatewayRegistration registration)
+    public Task Register(GatewayRegistration registration, ImmutableArray<string> rooms)
     {
         ArgumentNullException.ThrowIfNull(registration);
         if (!RoomLimits.IsValidGatewayId(registration.GatewayId))
@@ -70,6 +72,15 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
 
         entry.LastSeen = now;
         entry.LastSeenTimestamp = _timeProvider.GetTimestamp();
+        foreach (var room in rooms.IsDefault ? [] : rooms)
+        {
+            if (RoomLimits.IsValidRoomName(room))
+            {
+                entry.Rooms.Add(room);
+                _recovering = true;
+            }
+        }
+
         return Task.CompletedTask;
     }
 
@@ -79,6 +90,8 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
         ArgumentNullException.ThrowIfNull(heartbeat);
         if (!_gateways.TryGetValue(heartbeat.GatewayId, out var entry) || entry.Registration.InstanceId != heartbeat.InstanceId)
         {
+            // A gateway heartbeats only after it registered: this activation has forgotten it.
+            _recovering |= entry is null;
             return Task.FromResult(false);
         }
 
@@ -103,6 +116,13 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
     /// <inheritdoc/>
     public Task<ImmutableArray<GatewayInfo>> List() =>
         Task.FromResult(_gateways.Values.Select(entry => entry.ToInfo()).ToImmutableArray());
+
+    /// <inheritdoc/>
+    public Task<GatewayCensus> Census()
+    {
+        var completeIn = Settled ? TimeSpan.Zero : _options.GatewayExpiry - _timeProvider.GetElapsedTime(_activatedAt);
+        return Task.FromResult(new GatewayCensus([.. _gateways.Values.Select(entry => entry.ToInfo())], completeIn, _recovering));
+    }
 
     /// <inheritdoc/>
     public Task<GatewayRegistration?> AttachRoom(string gatewayId, string room)
@@ -132,7 +152,7 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
     {
         // Right after a re-activation this directory has forgotten everyone; a live gateway re-registers within
         // one expiry period, so only after that is an unknown id really gone.
-        var warm = _timeProvider.GetElapsedTime(_activatedAt) >= _options.GatewayExpiry;
+        var warm = Settled;
         var gone = ImmutableArray.CreateBuilder<string>();
         var live = ImmutableArray.CreateBuilder<GatewayRegistration>();
         foreach (var gatewayId in gatewayIds)
@@ -168,6 +188,8 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
         target.Registration.Observer.OnLinkMessage(message).Ignore();
         return Task.FromResult(LinkDelivery.Sent);
     }
+
+    private bool Settled => _timeProvider.GetElapsedTime(_activatedAt) >= _options.GatewayExpiry;
 
     private Task ExpireSilentGateways(CancellationToken cancellationToken)
     {

@@ -23,13 +23,13 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private long _version;
     private long _epoch;
     private ushort _nextSlot = 1;
-    private DateTimeOffset _restoreDeadline;
-    private HashSet<string>? _awaitingRestore; // null until the invitations went out
+    private RestorePhase _restore = null!;
     private RoomSnapshot? _snapshot;
     private IGrainTimer? _epochTimer;
     private IGrainTimer? _gatewayCheckTimer;
     private IGrainTimer? _rekeyDeadlineTimer;
     private readonly SiloMetrics.RoomGauge _gauge = SiloMetrics.TrackRoom();
+    private static readonly TimeSpan CensusRetryDelay = TimeSpan.FromMilliseconds(250);
 
     /// <summary>Created by Orleans.</summary>
     public RoomGrain(IOptions<ControlPlaneOptions> options, TimeProvider timeProvider, ILogger<RoomGrain> logger)
@@ -48,7 +48,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         // re-activates after losing its state still counts upwards: a previous activation would have needed
         // more than a thousand changes per millisecond of its life to get ahead, far beyond what one grain does.
         _version = _epoch = _timeProvider.GetUtcNow().ToUnixTimeMilliseconds() * 1000;
-        _restoreDeadline = _timeProvider.GetUtcNow() + _options.RestoreWindow;
+        _restore = new RestorePhase(_timeProvider, _options.RestoreWindow);
 
         // Maybe this room existed on a silo that died: invite every live gateway to restore its members. Done
         // from a timer so that activation does not wait on the directory (whose silo may be the dead one).
@@ -76,6 +76,14 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             return JoinResult.Refused(JoinStatus.Invalid);
         }
 
+        var stale = request.KnownIncarnation != Guid.Empty && request.KnownIncarnation != _incarnation;
+        _restore.FirstCall(newcomer: request.KnownIncarnation == Guid.Empty);
+        if (stale && !_restore.Answered(request.GatewayId))
+        {
+            // This gateway serves members of a previous activation: they keep their slots, so they come first.
+            return JoinResult.Refused(JoinStatus.RestoreFirst);
+        }
+
         if (_members.Count >= _options.MembersPerRoom)
         {
             Log.RoomFull(_logger, RoomName, _members.Count);
@@ -88,7 +96,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             return JoinResult.Refused(JoinStatus.GatewayNotRegistered);
         }
 
-        if (Restoring)
+        if (_restore.HoldsJoins)
         {
             // The gateway stays attached: it retries within milliseconds, and an idle attachment is evicted
             // like any gateway that does not report its rekeys.
@@ -107,6 +115,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     public Task<bool> Leave(LeaveRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
+        _restore.FirstCall(newcomer: false);
         if (!_members.TryGetValue(request.Slot, out var member)
             || !string.Equals(member.GatewayId, request.GatewayId, StringComparison.Ordinal))
         {
@@ -121,15 +130,25 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     }
 
     /// <inheritdoc/>
-    public Task<RoomSnapshot> GetSnapshot() => Task.FromResult(Snapshot());
+    public Task<RoomSnapshot> GetSnapshot()
+    {
+        _restore.FirstCall(newcomer: false);
+        return Task.FromResult(Snapshot());
+    }
 
     /// <inheritdoc/>
-    public Task<RoomStamp> GetStamp() => Task.FromResult(new RoomStamp(_incarnation, _version, _epoch));
+    public Task<RoomStamp> GetStamp()
+    {
+        // Only gateways serving members of the room poll it.
+        _restore.FirstCall(newcomer: false);
+        return Task.FromResult(new RoomStamp(_incarnation, _version, _epoch));
+    }
 
     /// <inheritdoc/>
     public Task ReportRekeyComplete(RekeyReport report)
     {
         ArgumentNullException.ThrowIfNull(report);
+        _restore.FirstCall(newcomer: false);
         if (_gateways.TryGetValue(report.GatewayId, out var gateway))
         {
             // A report covers every earlier epoch too: a gateway that coalesced several rekeys into one is done.
@@ -148,13 +167,14 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     public async Task<RestoreResult> RestoreMembers(RestoreRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
+        _restore.FirstCall(newcomer: request.Members.IsEmpty);
         var slots = request.Members.Select(member => member.Slot).ToImmutableArray();
         if (!RoomLimits.IsValidGatewayId(request.GatewayId))
         {
             return new RestoreResult(Snapshot(), slots);
         }
 
-        _awaitingRestore?.Remove(request.GatewayId);
+        _restore.Answer(request.GatewayId);
         if (request.Members.IsEmpty)
         {
             // A gateway answering the invitation with nothing to restore.
@@ -260,9 +280,6 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         _gateways.Add(gatewayId, gateway);
         return gateway;
     }
-
-    private bool Restoring =>
-        _timeProvider.GetUtcNow() < _restoreDeadline && (_awaitingRestore is null || _awaitingRestore.Count > 0);
 
     private HostingGateway AdoptUnregisteredGateway(string gatewayId, IGatewayObserver observer)
     {
@@ -487,18 +504,35 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     {
         try
         {
-            var gateways = await GrainFactory.GetGatewayDirectory().List();
+            var census = await GrainFactory.GetGatewayDirectory().Census();
             var invitation = new RestoreInvitation(RoomName, _incarnation);
-            _awaitingRestore = [.. gateways.Select(g => g.GatewayId)];
-            foreach (var gateway in gateways)
+            foreach (var gateway in census.Gateways)
             {
-                gateway.Registration.Observer.OnRestoreRequested(invitation).Ignore();
+                if (_restore.Invite(gateway.GatewayId))
+                {
+                    gateway.Registration.Observer.OnRestoreRequested(invitation).Ignore();
+                }
+            }
+
+            if (_restore.Censused(census.CompleteIn, census.Recovering))
+            {
+                // The directory may not know every live gateway yet: invite the late ones once it does.
+                this.RegisterGrainTimer(
+                    InviteRestoreAsync,
+                    new GrainTimerCreationOptions { DueTime = census.CompleteIn, Period = Timeout.InfiniteTimeSpan, KeepAlive = false });
             }
         }
         catch (Exception exception)
         {
-            // Gateways also poll their rooms' stamps, so they restore without the invitation, only later.
+            // Gateways also poll their rooms' stamps, so they restore without the invitation, only later; while
+            // joins are held anyway, ask the directory again.
             Log.InviteFailed(_logger, RoomName, exception);
+            if (_restore.HoldsJoins)
+            {
+                this.RegisterGrainTimer(
+                    InviteRestoreAsync,
+                    new GrainTimerCreationOptions { DueTime = CensusRetryDelay, Period = Timeout.InfiniteTimeSpan, KeepAlive = false });
+            }
         }
     }
 

@@ -30,19 +30,9 @@ public sealed class ScaleOutTests(ITestOutputHelper output)
     /// gateways; <c>other</c>: kill the other silo.
     /// </param>
     [Theory]
-    [InlineData("room", Skip = SiloDeathIssues)]
-    [InlineData("other", Skip = SiloDeathIssues)]
+    [InlineData("room")]
+    [InlineData("other")]
     public Task TwoSilosTwoGateways_SurviveSiloDeathThenGatewayDeath(string victim) => RunScenarioAsync(killSilo: victim);
-
-    // Unskipped, the variants passed 2 of 8 runs after the restore fix (ea2dbf5); the failed runs' logs show
-    // the three causes below. Run them with: dotnet test Wzp.ScaleOut.Tests --filter SurviveSiloDeathThen
-    // after removing the skips.
-    private const string SiloDeathIssues =
-        "Flaky on control-plane issues this test found (issue 7 report); remove the skip once they are fixed. After a silo " +
-        "dies the gateway directory often re-activates empty, and (1) a room's gateway check evicts gateways the new " +
-        "directory does not list yet (GatewayGone); (2) a restore can still be rejected for a slot ('restored 1 members, " +
-        "1 rejected'); (3) a gateway's stamp poll sent through the dead silo waits Orleans' response timeout while holding " +
-        "that room's updates, so the room evicts the gateway for a late rekey (RekeyTimeout).";
 
     private async Task RunScenarioAsync(string? killSilo)
     {

@@ -56,6 +56,7 @@ public sealed partial class GatewayAgent : IAsyncDisposable
         {
             Observer = () => _observerReference,
             Reregister = () => _observerReference is null ? Task.CompletedTask : RegisterAsync(),
+            PollTimeout = CallTimeout,
         };
         // The runtime only holds observers weakly: this field is what keeps the push target alive.
         _observer = new Observer(this);
@@ -150,8 +151,13 @@ public sealed partial class GatewayAgent : IAsyncDisposable
         var registration = new GatewayRegistration(
             GatewayId, _instanceId, _identity.LinkEndpoint, _identity.Credential, LoadProvider?.Invoke() ?? 0,
             _observerReference ?? throw new InvalidOperationException("The agent is not started."));
-        return _grainFactory.GetGatewayDirectory().Register(registration);
+        // The rooms where it serves members: a directory that re-activated learns whom to tell if it expires.
+        return _grainFactory.GetGatewayDirectory().Register(registration, [.. Rooms.Rooms]);
     }
+
+    // A heartbeat or a poll that has not been answered in this time is abandoned until the next round, so a call
+    // stuck on a dead silo (answered only after the grain-call timeout) never lets this gateway expire.
+    private TimeSpan CallTimeout => _options.GatewayExpiry / 3;
 
     // Heartbeats and room polling run as two loops: polling a room whose silo just died can wait for the
     // response timeout, and that must never delay the heartbeat that keeps this gateway's members alive.
@@ -167,6 +173,7 @@ public sealed partial class GatewayAgent : IAsyncDisposable
             {
                 var known = await _grainFactory.GetGatewayDirectory()
                     .Heartbeat(new GatewayHeartbeat(GatewayId, _instanceId, LoadProvider?.Invoke() ?? 0))
+                    .WaitAsync(CallTimeout, cancellationToken)
                     .ConfigureAwait(false);
                 if (!known)
                 {

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -27,7 +28,11 @@ public sealed partial class RoomRoutingTable
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, Entry> _rooms = new(StringComparer.Ordinal);
 
+    private const int MaxRestoresPerJoin = 3;
+
     private static readonly TimeSpan RestoreRetryDelay = TimeSpan.FromMilliseconds(25);
+
+    private static readonly TimeSpan MaxRestoreRetryDelay = TimeSpan.FromMilliseconds(250);
 
     /// <summary>Creates the table of gateway <paramref name="gatewayId"/>.</summary>
     public RoomRoutingTable(IGrainFactory grainFactory, string gatewayId, ILogger<RoomRoutingTable>? logger = null)
@@ -55,24 +60,58 @@ public sealed partial class RoomRoutingTable
     /// <summary>The current picture of <paramref name="room"/>, or null when it is not tracked.</summary>
     public RoomRouting? Get(string room) => _rooms.TryGetValue(room, out var entry) ? entry.Current : null;
 
-    /// <summary>Joins a member hosted by this gateway and starts tracking the room.</summary>
     /// <summary>The push target to hand a room that lost track of this gateway; set by the agent.</summary>
     public Func<IGatewayObserver?>? Observer { get; set; }
 
     /// <summary>Registers this gateway with the directory again; set by the agent.</summary>
     public Func<Task>? Reregister { get; set; }
 
+    /// <summary>
+    /// How long a join waits for a room that is being restored after a silo failure before it gives up with
+    /// <see cref="JoinStatus.Restoring"/>. Defaults to 8 seconds, below a client's usual connect timeout.
+    /// </summary>
+    public TimeSpan JoinPatience { get; set; } = TimeSpan.FromSeconds(8);
+
+    /// <summary>
+    /// How long one stamp poll may take before the poll gives up on that room until the next round (a room whose
+    /// silo died answers only after the grain-call timeout). Defaults to 5 seconds.
+    /// </summary>
+    public TimeSpan PollTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Joins a member hosted by this gateway and starts tracking the room.</summary>
     public async Task<JoinResult> JoinAsync(string room, Fingerprint fingerprint, string alias)
     {
-        var result = await Room(room).Join(new JoinRequest(fingerprint, alias, GatewayId)).ConfigureAwait(false);
-        // A room that just (re-)activated holds joins back for at most its restore window; a directory that
-        // re-activated after its silo died has forgotten this gateway until it registers again.
-        for (var attempt = 0; attempt < 200; attempt++)
+        var started = Stopwatch.GetTimestamp();
+        var delay = RestoreRetryDelay;
+        var reregistered = false;
+        var restores = 0;
+        JoinResult result;
+        while (true)
         {
-            if (result.Status == JoinStatus.Restoring) await Task.Delay(RestoreRetryDelay).ConfigureAwait(false);
-            else if (result.Status == JoinStatus.GatewayNotRegistered && attempt == 0 && Reregister is { } reregister) await reregister().ConfigureAwait(false);
-            else break;
-            result = await Room(room).Join(new JoinRequest(fingerprint, alias, GatewayId)).ConfigureAwait(false);
+            // The incarnation this gateway's members of the room belong to: a room that re-activated since
+            // refuses newcomers from here until those members are restored (they keep their slots).
+            var known = _rooms.TryGetValue(room, out var tracked) && tracked.Current is { } current ? current.Incarnation : Guid.Empty;
+            result = await Room(room).Join(new JoinRequest(fingerprint, alias, GatewayId, known)).ConfigureAwait(false);
+            if (result.Status == JoinStatus.RestoreFirst && restores++ < MaxRestoresPerJoin)
+            {
+                await ResynchronizeAsync(room).ConfigureAwait(false);
+            }
+            else if (result.Status == JoinStatus.Restoring && Stopwatch.GetElapsedTime(started) < JoinPatience)
+            {
+                // A room that just (re-)activated holds joins back until the gateways restored their members.
+                await Task.Delay(delay).ConfigureAwait(false);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxRestoreRetryDelay.Ticks));
+            }
+            else if (result.Status == JoinStatus.GatewayNotRegistered && !reregistered && Reregister is { } reregister)
+            {
+                // A directory that re-activated after its silo died has forgotten this gateway until it registers again.
+                reregistered = true;
+                await reregister().ConfigureAwait(false);
+            }
+            else
+            {
+                break;
+            }
         }
 
         if (result.Status != JoinStatus.Joined || result.Snapshot is not { } snapshot)
@@ -221,28 +260,68 @@ public sealed partial class RoomRoutingTable
 
     private async Task RefreshRoomAsync(string room, Entry entry, CancellationToken cancellationToken)
     {
-        await entry.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (entry.Removed || entry.Current is not { } current)
+            // Polled without the room's gate: a room whose silo just died answers only after the grain-call
+            // timeout, and pushes of the room's successor (a rekey that must be reported in time) must not wait
+            // behind the poll.
+            if (entry.Removed || entry.Current is not { } seen)
             {
                 return;
             }
 
-            var stamp = await Room(room).GetStamp().ConfigureAwait(false);
-            var moved = stamp.Incarnation == current.Incarnation
-                ? stamp.Version > current.Version
-                : !entry.Retired.Contains(stamp.Incarnation);
-            if (moved)
+            var stamp = await Room(room).GetStamp().WaitAsync(PollTimeout, cancellationToken).ConfigureAwait(false);
+            if (stamp.Incarnation == seen.Incarnation && stamp.Version <= seen.Version)
             {
-                var snapshot = await Room(room).GetSnapshot().ConfigureAwait(false);
-                await ReconcileAsync(entry, room, snapshot).ConfigureAwait(false);
+                return;
+            }
+
+            await entry.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                if (entry.Removed || entry.Current is not { } current)
+                {
+                    return;
+                }
+
+                var moved = stamp.Incarnation == current.Incarnation
+                    ? stamp.Version > current.Version
+                    : !entry.Retired.Contains(stamp.Incarnation);
+                if (moved)
+                {
+                    var snapshot = await Room(room).GetSnapshot().ConfigureAwait(false);
+                    await ReconcileAsync(entry, room, snapshot).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                entry.Gate.Release();
             }
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
         {
             // One unreachable room (its silo is being declared dead) must not stop the others.
             Log.RefreshFailed(_logger, room, exception);
+        }
+    }
+
+    // Brings the room's entry to the room's current state now, restoring this gateway's members into a room
+    // that re-activated (a join was refused with RestoreFirst).
+    private async Task ResynchronizeAsync(string room)
+    {
+        if (!_rooms.TryGetValue(room, out var entry))
+        {
+            return;
+        }
+
+        await entry.Gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (!entry.Removed && entry.Current is not null)
+            {
+                var snapshot = await Room(room).GetSnapshot().ConfigureAwait(false);
+                await ReconcileAsync(entry, room, snapshot).ConfigureAwait(false);
+            }
         }
         finally
         {
