@@ -60,9 +60,6 @@ public sealed partial class ScaleOutCluster : IDisposable
         ["Cluster__GatewayHeartbeatPeriod"] = HeartbeatPeriod.ToString("c", CultureInfo.InvariantCulture),
         ["Cluster__GatewayExpiry"] = GatewayExpiry.ToString("c", CultureInfo.InvariantCulture),
         ["Cluster__RoomGatewayCheckPeriod"] = "00:00:01",
-        // A gateway's grain call sent through a silo that just died otherwise waits Orleans' default 30 s, longer
-        // than Cluster:RekeyTimeout (5 s): see docs/operations.md, failure behaviour.
-        ["Orleans__Messaging__ResponseTimeout"] = "00:00:03",
         ["Logging__LogLevel__Default"] = "Information",
         ["Logging__LogLevel__Orleans"] = "Warning",
         ["Logging__LogLevel__Microsoft"] = "Warning",
