@@ -127,6 +127,7 @@ public sealed partial class WzpClient
                                 return;
                             }
                             await Control.SendAsync(ack.Value!, token).ConfigureAwait(false);
+                            Log.RekeyAcknowledged(_client._logger, rekey.Epoch);
                             break;
                         case RekeyDone done:
                             if (Session.Rekeys.OnRekeyDone(done) is { } refused)

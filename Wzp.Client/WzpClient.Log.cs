@@ -22,6 +22,9 @@ public sealed partial class WzpClient
         [LoggerMessage(EventId = 5, Level = LogLevel.Debug, Message = "Hop rekeyed to epoch {Epoch}")]
         public static partial void Rekeyed(ILogger logger, uint epoch);
 
+        [LoggerMessage(EventId = 9, Level = LogLevel.Debug, Message = "Gateway asked for a rekey to epoch {Epoch}; acknowledged")]
+        public static partial void RekeyAcknowledged(ILogger logger, uint epoch);
+
         [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Gateway broke the protocol: {Reason}")]
         public static partial void ProtocolFailure(ILogger logger, string reason);
 

@@ -27,7 +27,7 @@ public sealed class GatewayHarness : IAsyncDisposable
 
     public Fingerprint ClusterFingerprint => _gateways[0].Keys.ClusterFingerprint;
 
-    public async Task<GatewayServer> StartGatewayAsync(string? id = null, Action<GatewayOptions>? configure = null)
+    public async Task<GatewayServer> StartGatewayAsync(string? id = null, Action<GatewayOptions>? configure = null, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null)
     {
         id ??= $"gw-{Guid.NewGuid():N}"[..12];
         var options = new GatewayOptions
@@ -41,7 +41,7 @@ public sealed class GatewayHarness : IAsyncDisposable
         };
         configure?.Invoke(options);
         var keys = GatewayKeys.Load(options, TimeProvider.System);
-        var server = new GatewayServer(options, keys, _fixture.Client, Microsoft.Extensions.Options.Options.Create(_fixture.Options));
+        var server = new GatewayServer(options, keys, _fixture.Client, Microsoft.Extensions.Options.Options.Create(_fixture.Options), loggerFactory);
         await server.StartAsync(CancellationToken.None);
         _gateways.Add(server);
         return server;
@@ -52,7 +52,9 @@ public sealed class GatewayHarness : IAsyncDisposable
     /// <param name="alias">The member's alias.</param>
     /// <param name="port">Another port to reach the gateway by, such as an impairing relay's.</param>
     /// <param name="connectTimeout">How long the QUIC and Wzp handshakes may take; the client's default when null.</param>
-    public async Task<WzpClient> JoinAsync(GatewayServer gateway, string room, string alias, int? port = null, TimeSpan? connectTimeout = null)
+    /// <param name="loggerFactory">Where the client logs; nowhere when null.</param>
+    public async Task<WzpClient> JoinAsync(GatewayServer gateway, string room, string alias, int? port = null, TimeSpan? connectTimeout = null,
+        Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null)
     {
         var client = await WzpClient.ConnectAsync(new WzpClientOptions
         {
@@ -64,6 +66,7 @@ public sealed class GatewayHarness : IAsyncDisposable
             PinnedClusterFingerprint = gateway.Keys.ClusterFingerprint,
             KnownClustersPath = Path.Combine(_directory, "known_clusters"),
             Reconnect = false,
+            LoggerFactory = loggerFactory,
         });
         _clients.Add(client);
         return client;

@@ -519,13 +519,14 @@ public sealed class GatewayBadInputTests(ClusterFixture fixture)
 
 /// <summary>A member behind a path that loses, duplicates and reorders 30 % of its packets each.</summary>
 [Collection(ClusterFixture.Collection)]
-public sealed class GatewayImpairedPathTests(ClusterFixture fixture)
+public sealed class GatewayImpairedPathTests(ClusterFixture fixture, Xunit.Abstractions.ITestOutputHelper output)
 {
     [Fact]
     public async Task LossReorderDuplication_EveryArrivingFrameDecryptsOnce_AndTheSessionSurvivesARekey()
     {
         await using var harness = new GatewayHarness(fixture);
-        var gateway = await harness.StartGatewayAsync();
+        using var logs = TestOutputLoggerProvider.Factory(output);
+        var gateway = await harness.StartGatewayAsync(loggerFactory: logs);
         await using var proxy = new Quic.Tests.ImpairedUdpProxy(gateway.ClientEndPoint, drop: 0.3, duplicate: 0.3, reorder: 0.3, seed: 5);
         var room = $"room-{Guid.NewGuid():N}";
         // Handshake packets are lost too: QUIC's retransmission backoff needs more than the default 10 s at times.
@@ -536,7 +537,7 @@ public sealed class GatewayImpairedPathTests(ClusterFixture fixture)
         {
             try
             {
-                alice = await harness.JoinAsync(gateway, room, "alice", port: proxy.EndPoint.Port, connectTimeout: TimeSpan.FromSeconds(60));
+                alice = await harness.JoinAsync(gateway, room, "alice", port: proxy.EndPoint.Port, connectTimeout: TimeSpan.FromSeconds(60), loggerFactory: logs);
             }
             catch (ConnectionLostException) when (attempt < 2)
             {
@@ -552,7 +553,9 @@ public sealed class GatewayImpairedPathTests(ClusterFixture fixture)
         var talking = Task.WhenAll(Speech.TalkAsync(alice, "alice", frames, lossy: true), Speech.TalkAsync(bob, "bob", frames, lossy: true));
         // A third member mid-call makes Alice rekey over the impaired path.
         var carol = await harness.JoinAsync(gateway, room, "carol");
+        var rekeyClock = System.Diagnostics.Stopwatch.StartNew();
         await Eventually.True(() => Task.FromResult(alice.GetStatistics().Epoch > aliceEpoch), TimeSpan.FromSeconds(30), "alice rekeys over the lossy path");
+        output.WriteLine($"alice rekeyed {rekeyClock.Elapsed.TotalMilliseconds:F0} ms after carol joined; alice's ping RTT {alice.GetStatistics().PingRtt?.TotalMilliseconds:F0} ms");
         await talking;
         var heard = await Task.WhenAll(aliceHears, bobHears);
 
@@ -566,7 +569,8 @@ public sealed class GatewayImpairedPathTests(ClusterFixture fixture)
         }
         Assert.Equal(0, alice.GetStatistics().DroppedAuthentication);
         Assert.Equal(0, gateway.Counters.Drops(GatewayDrop.Authentication));
-        Assert.Equal(ClientState.Joined, alice.State);
+        Assert.True(alice.State == ClientState.Joined,
+            $"alice's session ended ({alice.State}): {(alice.Completion.IsFaulted ? alice.Completion.Exception!.GetBaseException().Message : "no error")}");
         Assert.NotEqual(0, carol.Slot);
     }
 }

@@ -168,6 +168,7 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
         }
         var member = new LocalMember(session.Room, result.Slot, result.Epoch, session, connection, control);
         server.AddMember(member);
+        Interlocked.MemoryBarrier(); // pairs with GatewayServer.OnRoomChanged: the member is visible before the table is read
         lock (member.Gate)
         {
             // Read after the member became visible to room changes: a change published before this point is in
@@ -186,6 +187,7 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
         while (true)
         {
             var message = await control.ReadAsync(cancellationToken).ConfigureAwait(false);
+            Log.ControlReceived(logger, member.Slot, message?.Type ?? "end of stream");
             switch (message)
             {
                 case null or Leave:
@@ -217,6 +219,9 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
 
         [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Join through the room grain failed")]
         public static partial void JoinFailed(ILogger logger, Exception exception);
+
+        [LoggerMessage(EventId = 104, Level = LogLevel.Debug, Message = "Member {Slot}: '{Type}' received")]
+        public static partial void ControlReceived(ILogger logger, ushort slot, string type);
 
         [LoggerMessage(EventId = 103, Level = LogLevel.Error, Message = "Client connection from {Remote} failed")]
         public static partial void ClientFailed(ILogger logger, IPEndPoint remote, Exception exception);

@@ -229,6 +229,10 @@ public sealed partial class GatewayServer : IAsyncDisposable
     /// <summary>A room changed: tell local members, rekey them on an epoch advance, and follow its gateways with links.</summary>
     private void OnRoomChanged(RoomRoutingChange change)
     {
+        // Pairs with the join (ClientConnection): it adds the member to the fanout, then reads the routing table;
+        // this publishes the table, then reads the fanout. Without a full fence between each store and the load
+        // after it, both may read the old value (store-load reordering), and the member misses this change for good.
+        Interlocked.MemoryBarrier();
         var fanout = _forwarder.Find(change.Room);
         if (fanout is null) return;
         var locals = fanout.Current.Locals;
@@ -340,8 +344,9 @@ public sealed partial class GatewayServer : IAsyncDisposable
             {
                 if (Time.GetElapsedTime(wait.Since) < Options.MemberRekeyDeadline) continue;
                 // One member that cannot finish must not get the whole gateway evicted from the room.
-                foreach (var (member, _) in laggards)
+                foreach (var (member, needed) in laggards)
                 {
+                    Log.RekeyLaggard(_logger, room, epoch, member.Slot, member.RekeysStarted, member.RekeysCompleted, needed, member.Session.Rekeys.InProgress);
                     member.Control.TrySend(new Error(ErrorCodes.Busy, "rekey not completed in time; reconnect"));
                     member.Control.CompleteSending();
                     _ = member.Connection.CloseAsync(ClientConnection.CloseProtocolError, "rekey timeout");
@@ -388,6 +393,10 @@ public sealed partial class GatewayServer : IAsyncDisposable
 
         [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "Room {Room} epoch {Epoch}: disconnected {Count} members that did not finish their rekey in time")]
         public static partial void RekeyLaggards(ILogger logger, string room, long epoch, int count);
+
+        [LoggerMessage(EventId = 6, Level = LogLevel.Information,
+            Message = "Room {Room} epoch {Epoch}: member {Slot} late with its rekey (started {Started}, completed {Completed}, needed {Needed}, one in progress: {InProgress})")]
+        public static partial void RekeyLaggard(ILogger logger, string room, long epoch, ushort slot, long started, long completed, long needed, bool inProgress);
 
         [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "Gateway maintenance loop failed")]
         public static partial void TickFailed(ILogger logger, Exception exception);

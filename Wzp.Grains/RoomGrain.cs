@@ -98,8 +98,12 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
         if (_restore.HoldsJoins)
         {
-            // The gateway stays attached: it retries within milliseconds, and an idle attachment is evicted
-            // like any gateway that does not report its rekeys.
+            // A gateway that gives up waiting must not stay attached with no members (it would be owed rekeys).
+            if (gateway.MemberCount == 0)
+            {
+                ForgetGateway(request.GatewayId);
+            }
+
             return JoinResult.Refused(JoinStatus.Restoring);
         }
 

@@ -7,7 +7,9 @@ namespace Wzp.Quic.Tests;
 /// <summary>
 /// A UDP relay between clients and one server that drops, duplicates and reorders packets in both
 /// directions with seeded probabilities. Clients connect to <see cref="EndPoint"/>; each client gets
-/// its own upstream socket so the server sees distinct peers.
+/// its own upstream socket so the server sees distinct peers. A reordered packet goes out after the
+/// next one in its direction, or after <see cref="MaxHold"/> when none follows: a real network delays
+/// a packet, it does not keep it until more traffic comes (which on a quiet link can be never).
 /// </summary>
 internal sealed class ImpairedUdpProxy : IAsyncDisposable
 {
@@ -23,6 +25,8 @@ internal sealed class ImpairedUdpProxy : IAsyncDisposable
     private long _dropped;
     private long _duplicated;
     private long _reordered;
+
+    private static readonly TimeSpan MaxHold = TimeSpan.FromMilliseconds(30);
 
     public ImpairedUdpProxy(IPEndPoint server, double drop, double duplicate, double reorder, int seed)
     {
@@ -92,7 +96,7 @@ internal sealed class ImpairedUdpProxy : IAsyncDisposable
 
                 return u;
             });
-            Impair(buffer.AsSpan(0, r.ReceivedBytes), ref upstream.HeldUp, p => upstream.Socket.SendTo(p, SocketFlags.None, _server));
+            Impair(buffer.AsSpan(0, r.ReceivedBytes), upstream.Up, p => upstream.Socket.SendTo(p, SocketFlags.None, _server));
         }
     }
 
@@ -111,11 +115,11 @@ internal sealed class ImpairedUdpProxy : IAsyncDisposable
                 return;
             }
 
-            Impair(buffer.AsSpan(0, n), ref upstream.HeldDown, p => _front.SendTo(p, SocketFlags.None, client));
+            Impair(buffer.AsSpan(0, n), upstream.Down, p => _front.SendTo(p, SocketFlags.None, client));
         }
     }
 
-    private void Impair(ReadOnlySpan<byte> packet, ref byte[]? held, Action<byte[]> send)
+    private void Impair(ReadOnlySpan<byte> packet, Direction direction, Action<byte[]> send)
     {
         double roll;
         lock (_random)
@@ -124,38 +128,64 @@ internal sealed class ImpairedUdpProxy : IAsyncDisposable
         }
 
         byte[] copy = packet.ToArray();
-        try
+        lock (direction)
         {
-            if (roll < _drop)
+            try
             {
-                Interlocked.Increment(ref _dropped);
-                return;
-            }
+                if (roll < _drop)
+                {
+                    Interlocked.Increment(ref _dropped);
+                    return;
+                }
 
-            if (roll < _drop + _reorder && held is null)
-            {
-                // Hold this one back; it goes out right after the next packet in this direction.
-                Interlocked.Increment(ref _reordered);
-                held = copy;
-                return;
-            }
+                if (roll < _drop + _reorder && direction.Held is null)
+                {
+                    // Hold this one back; it goes out right after the next packet in this direction.
+                    Interlocked.Increment(ref _reordered);
+                    direction.Held = copy;
+                    _ = ReleaseLaterAsync(direction, copy, send);
+                    return;
+                }
 
-            send(copy);
-            if (roll < _drop + _reorder + _duplicate)
-            {
-                Interlocked.Increment(ref _duplicated);
                 send(copy);
-            }
+                if (roll < _drop + _reorder + _duplicate)
+                {
+                    Interlocked.Increment(ref _duplicated);
+                    send(copy);
+                }
 
-            if (held is not null)
+                if (direction.Held is { } held)
+                {
+                    direction.Held = null;
+                    send(held);
+                }
+            }
+            catch (Exception e) when (e is ObjectDisposedException or SocketException)
             {
-                send(held);
-                held = null;
+                // Stopping, or the kernel refused: both are just more loss.
             }
         }
-        catch (Exception e) when (e is ObjectDisposedException or SocketException)
+    }
+
+    private async Task ReleaseLaterAsync(Direction direction, byte[] packet, Action<byte[]> send)
+    {
+        await Task.Delay(MaxHold).ConfigureAwait(false);
+        lock (direction)
         {
-            // Stopping, or the kernel refused: both are just more loss.
+            if (!ReferenceEquals(direction.Held, packet))
+            {
+                return; // already sent behind a later packet
+            }
+
+            direction.Held = null;
+            try
+            {
+                send(packet);
+            }
+            catch (Exception e) when (e is ObjectDisposedException or SocketException)
+            {
+                // Stopping.
+            }
         }
     }
 
@@ -163,8 +193,14 @@ internal sealed class ImpairedUdpProxy : IAsyncDisposable
     {
         public Socket Socket { get; } = socket;
 
-        public byte[]? HeldUp;
+        public Direction Up { get; } = new();
 
-        public byte[]? HeldDown;
+        public Direction Down { get; } = new();
+    }
+
+    // One direction of one client's traffic; its lock orders the sends of the relay loop and the hold timer.
+    private sealed class Direction
+    {
+        public byte[]? Held { get; set; }
     }
 }

@@ -5,6 +5,9 @@
  * - max_datagram_frame_size defaults to 0: set on both sides or DATAGRAM is refused.
  * - DATAGRAM frames count against the congestion window; writev_datagram writes nothing when it
  *   is full. We drop and count then: media is loss tolerant and a queue would only add delay.
+ * - DATAGRAM packets are not PTO-eliciting: when only they are in flight and all are lost with
+ *   their ACKs, no loss timer runs and a full window never reopens. Datagrams therefore leave the
+ *   window's last packet to stream data (see wzp_conn_send_datagrams).
  * - stream data is not copied: ngtcp2 keeps pointers for retransmission, so the send buffer is
  *   a list of fixed chunks that never move and are freed only once acknowledged.
  * - the server uses one fixed connection-ID length and must also route the client's original
@@ -1415,13 +1418,23 @@ int wzp_conn_send_datagrams(wzp_endpoint *ep, uint64_t conn_id, const uint8_t *d
   uint32_t i = 0, accepted_total = 0;
   size_t off = 0;
   while (i < count) {
+    size_t cap = ngtcp2_conn_get_max_tx_udp_payload_size(c->conn);
+    if (cap > WZP_PKT_CAP) cap = WZP_PKT_CAP;
+    if (ngtcp2_conn_get_cwnd_left(c->conn) <= cap) {
+      /* ngtcp2 0.12 marks DATAGRAM packets ack-eliciting but not PTO-eliciting. If datagrams alone
+         filled the congestion window and were lost together with their ACKs, no loss timer would be
+         armed and the connection could send nothing more, control data included, until it idled
+         out. So datagrams never take the window's last packet: a control-stream write always fits,
+         arms the timer, and its probes let loss detection reclaim the window. */
+      c->dgram_dropped += count - i;
+      i = count;
+      break;
+    }
     tx_slot *slot = tx_reserve(ep);
     if (!slot) break;
     ngtcp2_path_storage ps;
     ngtcp2_path_storage_zero(&ps);
     ngtcp2_pkt_info pi;
-    size_t cap = ngtcp2_conn_get_max_tx_udp_payload_size(c->conn);
-    if (cap > WZP_PKT_CAP) cap = WZP_PKT_CAP;
     ngtcp2_ssize n;
     int progressed = 0;
     /* Coalesce as many datagrams as fit into one packet (FLAG_MORE), then finish it. */
