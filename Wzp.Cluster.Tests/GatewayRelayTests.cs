@@ -530,8 +530,9 @@ public sealed class GatewayImpairedPathTests(ClusterFixture fixture, Xunit.Abstr
         await using var proxy = new Quic.Tests.ImpairedUdpProxy(gateway.ClientEndPoint, drop: 0.3, duplicate: 0.3, reorder: 0.3, seed: 5);
         var room = $"room-{Guid.NewGuid():N}";
         // Handshake packets are lost too: QUIC's retransmission backoff needs more than the default 10 s at times.
-        // Known defect (closing note): under this much reordering a QUIC handshake occasionally ends in a stateless
-        // reset from the server; a real client reconnects, and so does this one, at most twice.
+        // Known defect (closing note): on this path the server occasionally gives up a handshake (handshake timeout)
+        // that the client already completed, and the client then gets a stateless reset; a real client reconnects,
+        // and so does this one, at most twice.
         WzpClient? alice = null;
         for (var attempt = 0; alice is null; attempt++)
         {
