@@ -152,7 +152,6 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
     {
         // Right after a re-activation this directory has forgotten everyone; a live gateway re-registers within
         // one expiry period, so only after that is an unknown id really gone.
-        var warm = Settled;
         var gone = ImmutableArray.CreateBuilder<string>();
         var live = ImmutableArray.CreateBuilder<GatewayRegistration>();
         foreach (var gatewayId in gatewayIds)
@@ -162,7 +161,7 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
                 entry.Rooms.Add(room);
                 live.Add(entry.Registration);
             }
-            else if (warm)
+            else if (Settled)
             {
                 gone.Add(gatewayId);
             }

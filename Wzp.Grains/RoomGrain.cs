@@ -52,9 +52,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
         // Maybe this room existed on a silo that died: invite every live gateway to restore its members. Done
         // from a timer so that activation does not wait on the directory (whose silo may be the dead one).
-        this.RegisterGrainTimer(
-            InviteRestoreAsync,
-            new GrainTimerCreationOptions { DueTime = TimeSpan.Zero, Period = Timeout.InfiniteTimeSpan, KeepAlive = false });
+        InviteRestoreAfter(TimeSpan.Zero);
         Log.Activated(_logger, RoomName, _incarnation);
         return Task.CompletedTask;
     }
@@ -521,9 +519,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             if (_restore.Censused(census.CompleteIn, census.Recovering))
             {
                 // The directory may not know every live gateway yet: invite the late ones once it does.
-                this.RegisterGrainTimer(
-                    InviteRestoreAsync,
-                    new GrainTimerCreationOptions { DueTime = census.CompleteIn, Period = Timeout.InfiniteTimeSpan, KeepAlive = false });
+                InviteRestoreAfter(census.CompleteIn);
             }
         }
         catch (Exception exception)
@@ -533,12 +529,15 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             Log.InviteFailed(_logger, RoomName, exception);
             if (_restore.HoldsJoins)
             {
-                this.RegisterGrainTimer(
-                    InviteRestoreAsync,
-                    new GrainTimerCreationOptions { DueTime = CensusRetryDelay, Period = Timeout.InfiniteTimeSpan, KeepAlive = false });
+                InviteRestoreAfter(CensusRetryDelay);
             }
         }
     }
+
+    private void InviteRestoreAfter(TimeSpan due) =>
+        this.RegisterGrainTimer(
+            InviteRestoreAsync,
+            new GrainTimerCreationOptions { DueTime = due, Period = Timeout.InfiniteTimeSpan, KeepAlive = false });
 
     private sealed class HostingGateway(IGatewayObserver observer)
     {

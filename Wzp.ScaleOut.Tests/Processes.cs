@@ -217,39 +217,20 @@ public sealed class RedisServer : IDisposable
     public void Dispose() => _process.Dispose();
 }
 
-/// <summary>Waits for a condition by polling it until a deadline, never for a fixed time.</summary>
+/// <summary>
+/// <see cref="Wzp.Cluster.Tests.Eventually"/> for processes: polled every 100 ms, and a process that exited fails
+/// the wait at once instead of at the deadline.
+/// </summary>
 public static class Eventually
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
 
-    public static async Task True(Func<Task<bool>> condition, TimeSpan timeout, string what)
-    {
-        using var deadline = new CancellationTokenSource(timeout);
-        using var timer = new PeriodicTimer(PollInterval);
-        Exception? last = null;
-        while (true)
-        {
-            try
-            {
-                if (await condition()) return;
-                last = null;
-            }
-            catch (Exception exception) when (exception is not InvalidOperationException { Message: var m } || !m.Contains("exited", StringComparison.Ordinal))
-            {
-                // Connections are refused and calls fail while processes start or the cluster heals.
-                last = exception;
-            }
-            try
-            {
-                await timer.WaitForNextTickAsync(deadline.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                throw new TimeoutException($"Not true within {timeout}: {what}", last);
-            }
-        }
-    }
+    public static Task True(Func<Task<bool>> condition, TimeSpan timeout, string what) =>
+        Cluster.Tests.Eventually.Poll(condition, timeout, what, PollInterval, ProcessExited);
 
     public static Task True(Func<bool> condition, TimeSpan timeout, string what) =>
         True(() => Task.FromResult(condition()), timeout, what);
+
+    private static bool ProcessExited(Exception exception) =>
+        exception is InvalidOperationException { Message: var message } && message.Contains("exited", StringComparison.Ordinal);
 }

@@ -94,7 +94,8 @@ public sealed partial class RoomRoutingTable
             result = await Room(room).Join(new JoinRequest(fingerprint, alias, GatewayId, known)).ConfigureAwait(false);
             if (result.Status == JoinStatus.RestoreFirst && restores++ < MaxRestoresPerJoin)
             {
-                await ResynchronizeAsync(room).ConfigureAwait(false);
+                // Restores this gateway's members into the room that re-activated, then the join is retried.
+                if (tracked is not null) await ResynchronizeAsync(room, tracked, static (_, _) => true).ConfigureAwait(false);
             }
             else if (result.Status == JoinStatus.Restoring && Stopwatch.GetElapsedTime(started) < JoinPatience)
             {
@@ -229,22 +230,10 @@ public sealed partial class RoomRoutingTable
             return;
         }
 
-        await entry.Gate.WaitAsync().ConfigureAwait(false);
-        try
-        {
-            if (entry.Removed || entry.Current is not { } current
-                || invitation.Incarnation == current.Incarnation || entry.Retired.Contains(invitation.Incarnation))
-            {
-                return;
-            }
-
-            var snapshot = await Room(invitation.Room).GetSnapshot().ConfigureAwait(false);
-            await ReconcileAsync(entry, invitation.Room, snapshot).ConfigureAwait(false);
-        }
-        finally
-        {
-            entry.Gate.Release();
-        }
+        await ResynchronizeAsync(
+            invitation.Room,
+            entry,
+            (current, retired) => invitation.Incarnation != current.Incarnation && !retired.Contains(invitation.Incarnation)).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -276,27 +265,11 @@ public sealed partial class RoomRoutingTable
                 return;
             }
 
-            await entry.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-            try
-            {
-                if (entry.Removed || entry.Current is not { } current)
-                {
-                    return;
-                }
-
-                var moved = stamp.Incarnation == current.Incarnation
-                    ? stamp.Version > current.Version
-                    : !entry.Retired.Contains(stamp.Incarnation);
-                if (moved)
-                {
-                    var snapshot = await Room(room).GetSnapshot().ConfigureAwait(false);
-                    await ReconcileAsync(entry, room, snapshot).ConfigureAwait(false);
-                }
-            }
-            finally
-            {
-                entry.Gate.Release();
-            }
+            await ResynchronizeAsync(
+                room,
+                entry,
+                (current, retired) => stamp.Incarnation == current.Incarnation ? stamp.Version > current.Version : !retired.Contains(stamp.Incarnation),
+                cancellationToken).ConfigureAwait(false);
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
         {
@@ -305,19 +278,16 @@ public sealed partial class RoomRoutingTable
         }
     }
 
-    // Brings the room's entry to the room's current state now, restoring this gateway's members into a room
-    // that re-activated (a join was refused with RestoreFirst).
-    private async Task ResynchronizeAsync(string room)
+    // Under the entry's gate: when `stale` says the tracked picture is behind the room (given the picture and the
+    // retired incarnations), fetches a snapshot and reconciles, restoring this gateway's members into a room that
+    // re-activated.
+    private async Task ResynchronizeAsync(
+        string room, Entry entry, Func<RoomRouting, HashSet<Guid>, bool> stale, CancellationToken cancellationToken = default)
     {
-        if (!_rooms.TryGetValue(room, out var entry))
-        {
-            return;
-        }
-
-        await entry.Gate.WaitAsync().ConfigureAwait(false);
+        await entry.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (!entry.Removed && entry.Current is not null)
+            if (!entry.Removed && entry.Current is { } current && stale(current, entry.Retired))
             {
                 var snapshot = await Room(room).GetSnapshot().ConfigureAwait(false);
                 await ReconcileAsync(entry, room, snapshot).ConfigureAwait(false);
