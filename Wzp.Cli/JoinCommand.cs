@@ -15,10 +15,13 @@ internal static class JoinCommand
     public static Command Create(CliConsole console)
     {
         var room = new Argument<string>("ROOM") { Description = "Room to join (1 to 128 characters)." };
-        var gateway = new Option<string>("--gateway", "-g")
+        var gateway = new Option<string[]>("--gateway", "-g")
         {
-            Description = $"Gateway as host:port ([v6]:port for IPv6). The default is the relay of 'wzp relay'.",
-            DefaultValueFactory = _ => GatewayAddress.Default.ToString(),
+            Description = "Gateway as host:port ([v6]:port for IPv6). Repeat it (or separate with commas) to name several " +
+                "gateways of one cluster: the next is tried when one cannot be reached or its connection is lost; a host " +
+                "name is tried at every address it resolves to. The default is the relay of 'wzp relay'.",
+            DefaultValueFactory = _ => [GatewayAddress.Default.ToString()],
+            AllowMultipleArgumentsPerToken = false,
         };
         var pin = new Option<string?>("--pin")
         {
@@ -84,15 +87,15 @@ internal static class JoinCommand
                 result.AddError("ROOM must be 1 to 128 characters without control characters");
             if (result.GetResult(alias) is { Implicit: false } && !HelloLimits.IsValidAlias(result.GetValue(alias)))
                 result.AddError("--alias must be at most 64 characters without control characters");
-            if (result.GetResult(gateway) is { Implicit: false } && !GatewayAddress.TryParse(result.GetValue(gateway), out _))
-                result.AddError("--gateway must be host:port");
+            if (result.GetResult(gateway) is { Implicit: false } && ParseGateways(result.GetValue(gateway)) is null)
+                result.AddError("--gateway must be host:port (or several, repeated or separated by commas)");
             if (result.GetValue(pin) is { } p && !Fingerprint.TryParse(p, out _)) result.AddError("--pin must be a fingerprint: 32 hex digits, optionally in groups of 4 joined by ':'");
         });
         command.SetAction((parse, cancellationToken) =>
         {
             var settings = new JoinSettings(
                 parse.GetValue(room)!,
-                GatewayAddress.TryParse(parse.GetValue(gateway), out var address) ? address.Value : GatewayAddress.Default,
+                ParseGateways(parse.GetValue(gateway)) ?? [GatewayAddress.Default],
                 parse.GetValue(pin) is { } p ? Fingerprint.Parse(p) : null,
                 parse.GetValue(send),
                 parse.GetValue(tone),
@@ -111,7 +114,7 @@ internal static class JoinCommand
     }
 
     private sealed record JoinSettings(
-        string Room, GatewayAddress Gateway, Fingerprint? Pin, string? SendFile, double? ToneHz, string? RecordPath, TimeSpan? Duration,
+        string Room, IReadOnlyList<GatewayAddress> Gateways, Fingerprint? Pin, string? SendFile, double? ToneHz, string? RecordPath, TimeSpan? Duration,
         string IdentityPath, string Alias, int Kbps, int WaitFor, string KnownClustersPath, bool AcceptChangedKey, string Token);
 
     private static async Task<int> RunAsync(JoinSettings settings, CliConsole console, CancellationToken cancellationToken)
@@ -122,10 +125,11 @@ internal static class JoinCommand
         using var identity = SeedFile.LoadOrCreate(settings.IdentityPath, out var created);
         if (created) console.Out.WriteLine($"created identity {settings.IdentityPath} ({identity.Fingerprint})");
 
-        console.Out.WriteLine($"joining '{settings.Room}' through {settings.Gateway} ...");
+        console.Out.WriteLine($"joining '{settings.Room}' through {string.Join(", ", settings.Gateways)} ...");
         await using var client = await WzpClient.ConnectAsync(new WzpClientOptions
         {
-            Gateway = settings.Gateway,
+            Gateway = settings.Gateways[0],
+            AlternateGateways = [.. settings.Gateways.Skip(1)],
             Identity = identity,
             Room = settings.Room,
             Alias = settings.Alias,
@@ -165,6 +169,18 @@ internal static class JoinCommand
         if (failure is not null) throw failure;
         // Ctrl+C is how a join without --duration ends: a clean leave, not a failure.
         return ExitCodes.Success;
+    }
+
+    /// <summary>Every address of <c>--gateway</c> (repeated, or comma-separated), or null when one does not parse.</summary>
+    private static List<GatewayAddress>? ParseGateways(string[]? values)
+    {
+        var addresses = new List<GatewayAddress>();
+        foreach (var text in (values ?? []).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)))
+        {
+            if (!GatewayAddress.TryParse(text, out var address)) return null;
+            addresses.Add(address.Value);
+        }
+        return addresses.Count > 0 ? addresses : null;
     }
 
     /// <summary>Fails before joining when recordings could not be written beside <paramref name="path"/>.</summary>

@@ -158,6 +158,65 @@ public sealed class RelayTests(RelayFixture relay) : IDisposable
         Assert.InRange(Spectrum.DominantFrequency(bobHeard), 435, 445);
     }
 
+    /// <summary>
+    /// The README's flow as a new user runs it, with the relay's production defaults: Alice sits alone in the room
+    /// for longer than every timeout membership depends on (the room's 5 s rekey deadline, the gateway's 3 s member
+    /// deadline, the 15 s gateway expiry, the room's 30 s gateway check), then Bob joins, and both talk for a minute.
+    /// Before the fix the room evicted Alice 5 s after her join (her gateway never acknowledged her join epoch)
+    /// and gave Bob her slot.
+    /// </summary>
+    [Fact]
+    public async Task Cli_NewcomerFlow_MemberAloneLongerThanEveryTimeout_ThenASecondMember_TalkForAMinute()
+    {
+        var room = "newcomer-" + Guid.NewGuid().ToString("N");
+        string[] Join(string name, int hz, int seconds) =>
+        [
+            "join", room, "--gateway", relay.Address.ToString(), "--pin", relay.ClusterFingerprint.ToString(),
+            "--tone", hz.ToString(CultureInfo.InvariantCulture), "--record", _dir.File($"{name}.wav"),
+            "--duration", seconds.ToString(CultureInfo.InvariantCulture), "--identity", _dir.File($"{name}.id"), "--alias", name,
+        ];
+        var alone = TimeSpan.FromSeconds(35);
+        const int talkSeconds = 60;
+        await using var alice = WzpProcess.Start(Join("alice", 440, (int)alone.TotalSeconds + talkSeconds + 10));
+        await alice.WaitForLineAsync("joined '");
+        await Task.Delay(alone);
+        await using var bob = WzpProcess.Start(Join("bob", 1000, talkSeconds));
+        var bobResult = await bob.ExitAsync(TimeSpan.FromSeconds(talkSeconds + 60));
+        var aliceResult = await alice.ExitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(aliceResult.Code == 0, $"alice exit {aliceResult.Code}: {aliceResult.Error}\n{aliceResult.Out}");
+        Assert.True(bobResult.Code == 0, $"bob exit {bobResult.Code}: {bobResult.Error}\n{bobResult.Out}");
+
+        var aliceSlot = SlotOf(aliceResult.Out);
+        var bobSlot = SlotOf(bobResult.Out);
+        Assert.NotEqual(aliceSlot, bobSlot);
+        // Each lists the other: Bob in the member list of his 'joined' (printed as a join), Alice through an update.
+        Assert.Contains($"+ bob (slot {bobSlot}", aliceResult.Out, StringComparison.Ordinal);
+        Assert.Contains($"+ alice (slot {aliceSlot}", bobResult.Out, StringComparison.Ordinal);
+        // No spurious leave and re-join: Alice sees Bob arrive once and leave once, when his --duration ends.
+        Assert.Equal(1, Occurrences(aliceResult.Out, "+ bob ("));
+        Assert.Equal(1, Occurrences(aliceResult.Out, "- bob ("));
+        Assert.Equal(0, Occurrences(bobResult.Out, "- alice ("));
+
+        // Each heard the other for the whole minute (50 frames/s; a few frames of start-up are allowed).
+        var aliceHeard = WavFile.ReadMono48k(_dir.File($"alice-slot{bobSlot}.wav"));
+        var bobHeard = WavFile.ReadMono48k(_dir.File($"bob-slot{aliceSlot}.wav"));
+        Assert.InRange(Spectrum.DominantFrequency(aliceHeard), 990, 1010);
+        Assert.InRange(Spectrum.DominantFrequency(bobHeard), 435, 445);
+        Assert.True(aliceHeard.Length >= (talkSeconds - 2) * 48_000, $"alice heard {aliceHeard.Length / 48_000.0:0.0} s of bob");
+        Assert.True(bobHeard.Length >= (talkSeconds - 2) * 48_000, $"bob heard {bobHeard.Length / 48_000.0:0.0} s of alice");
+        Assert.DoesNotContain("RekeyTimeout", relay.Output, StringComparison.Ordinal);
+    }
+
+    private static int Occurrences(string text, string value) =>
+        System.Text.RegularExpressions.Regex.Count(text, System.Text.RegularExpressions.Regex.Escape(value));
+
+    private static int SlotOf(string output)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(output, @"joined '[^']+' as slot (\d+)");
+        Assert.True(match.Success, $"no 'joined' line in: {output}");
+        return int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
+    }
+
     [Fact]
     public async Task Cli_WrongPin_ExitsOneWithAReadableReason()
     {
@@ -320,9 +379,11 @@ internal sealed class WzpProcess : IAsyncDisposable
         Assert.Fail($"no line starting with '{prefix}'; output: {string.Join('\n', _out)}; errors: {string.Join('\n', _error)}");
     }
 
-    public async Task<(int Code, string Out, string Error)> ExitAsync()
+    public Task<(int Code, string Out, string Error)> ExitAsync() => ExitAsync(TimeSpan.FromMinutes(1));
+
+    public async Task<(int Code, string Out, string Error)> ExitAsync(TimeSpan timeout)
     {
-        await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
+        await _process.WaitForExitAsync().WaitAsync(timeout);
         _process.WaitForExit(); // flushes the asynchronous output readers
         return (_process.ExitCode, string.Join('\n', _out), string.Join('\n', _error));
     }

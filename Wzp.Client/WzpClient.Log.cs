@@ -28,6 +28,9 @@ public sealed partial class WzpClient
         [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Gateway broke the protocol: {Reason}")]
         public static partial void ProtocolFailure(ILogger logger, string reason);
 
+        [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Gateway {Gateway} failed ({Reason}); trying the next")]
+        public static partial void GatewayFailed(ILogger logger, string gateway, string reason);
+
         [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Trusting cluster {Fingerprint} for {Name} on first use")]
         public static partial void ClusterKeyRecorded(ILogger logger, string name, string fingerprint);
 

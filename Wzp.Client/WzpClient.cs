@@ -34,6 +34,8 @@ public sealed partial class WzpClient : IAsyncDisposable
     private readonly Channel<MemberEvent> _memberEvents;
     private readonly CancellationTokenSource _lifetime = new();
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _lastGood;
+    private GatewayAddress _connectedTo;
     private readonly Lock _membersLock = new();
     private ImmutableSortedDictionary<int, RoomMember> _members = ImmutableSortedDictionary<int, RoomMember>.Empty;
     private volatile Link? _link;
@@ -72,7 +74,8 @@ public sealed partial class WzpClient : IAsyncDisposable
 
     public string Room => _options.Room;
 
-    public GatewayAddress Gateway => _options.Gateway;
+    /// <summary>The gateway this client is connected to (or last was): one of the configured ones.</summary>
+    public GatewayAddress Gateway => _connectedTo;
 
     /// <summary>This client's slot in the room (it changes when a reconnect rejoins).</summary>
     public int Slot => _link?.Joined?.Slot ?? 0;
@@ -310,7 +313,7 @@ public sealed partial class WzpClient : IAsyncDisposable
         _link = link;
         link.Start();
         SetState(ClientState.Joined);
-        Log.Joined(_logger, Room, joined.Slot, _options.Gateway.ToString(), joined.Members.Count);
+        Log.Joined(_logger, Room, joined.Slot, _connectedTo.ToString(), joined.Members.Count);
     }
 
     private void Apply(RoomUpdate update)
@@ -364,6 +367,8 @@ public sealed partial class WzpClient : IAsyncDisposable
                 return;
             }
             SetState(ClientState.Reconnecting);
+            // Any gateway serves any room: after a lost connection the next one is tried first.
+            if (_options.AlternateGateways.Count > 0) _lastGood++;
             var next = await ReconnectAsync(reason).ConfigureAwait(false);
             if (next is null) return;
             Interlocked.Increment(ref _reconnects);
@@ -411,9 +416,64 @@ public sealed partial class WzpClient : IAsyncDisposable
     };
 
     /// <summary>One connection: QUIC, the handshake, trust, confirm, joined.</summary>
+    /// <summary>
+    /// Connects to the first gateway that answers: the one that served last, then the others in the order given,
+    /// each host name at every address it resolves to. A refusal of this client or of the cluster's key ends the
+    /// search at once; unreachable or busy gateways move it to the next.
+    /// </summary>
     private async Task<Link> EstablishAsync(CancellationToken cancellationToken)
     {
-        var endpoint = _options.Gateway.ToString();
+        var candidates = await CandidatesAsync(cancellationToken).ConfigureAwait(false);
+        WzpClientException? last = null;
+        for (var i = 0; i < candidates.Count; i++)
+        {
+            var index = (_lastGood + i) % candidates.Count;
+            try
+            {
+                var link = await EstablishAtAsync(candidates[index], cancellationToken).ConfigureAwait(false);
+                _lastGood = index;
+                _connectedTo = candidates[index];
+                return link;
+            }
+            catch (WzpClientException e) when (IsRetryable(e) && i < candidates.Count - 1)
+            {
+                Log.GatewayFailed(_logger, candidates[index].ToString(), e.Message);
+                last = e;
+            }
+        }
+        throw last ?? new GatewayUnreachableException(_options.Gateway.ToString(), "no gateway address to try");
+    }
+
+    private async Task<List<GatewayAddress>> CandidatesAsync(CancellationToken cancellationToken)
+    {
+        var candidates = new List<GatewayAddress>();
+        foreach (var gateway in (IEnumerable<GatewayAddress>)[_options.Gateway, .. _options.AlternateGateways])
+        {
+            if (System.Net.IPAddress.TryParse(gateway.Host, out _) || _options.AlternateGateways.Count == 0 && gateway == _options.Gateway)
+            {
+                // A literal, or the only gateway: the QUIC client resolves the name itself (and says so when it cannot).
+                candidates.Add(gateway);
+                continue;
+            }
+            try
+            {
+                var addresses = await System.Net.Dns.GetHostAddressesAsync(gateway.Host, cancellationToken).ConfigureAwait(false);
+                candidates.AddRange(addresses.Select(a => new GatewayAddress(a.ToString(), gateway.Port)));
+            }
+            catch (System.Net.Sockets.SocketException e)
+            {
+                Log.GatewayFailed(_logger, gateway.ToString(), e.Message);
+            }
+        }
+        if (candidates.Count == 0) throw new GatewayUnreachableException(_options.Gateway.ToString(), "no gateway name resolved");
+        var distinct = candidates.Distinct().ToList();
+        if (_lastGood >= distinct.Count) _lastGood = 0;
+        return distinct;
+    }
+
+    private async Task<Link> EstablishAtAsync(GatewayAddress gateway, CancellationToken cancellationToken)
+    {
+        var endpoint = gateway.ToString();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _lifetime.Token);
         timeout.CancelAfter(_options.ConnectTimeout);
         var quicOptions = new QuicClientOptions { HandshakeTimeout = _options.ConnectTimeout };
@@ -421,7 +481,7 @@ public sealed partial class WzpClient : IAsyncDisposable
         QuicConnection connection;
         try
         {
-            connection = await QuicClient.ConnectAsync(_options.Gateway.Host, _options.Gateway.Port, quicOptions, timeout.Token).ConfigureAwait(false);
+            connection = await QuicClient.ConnectAsync(gateway.Host, gateway.Port, quicOptions, timeout.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested && !_lifetime.IsCancellationRequested)
         {

@@ -10,6 +10,13 @@ public sealed class WzpClientOptions
     /// <summary>The gateway. Defaults to 127.0.0.1:4433, the all-in-one relay.</summary>
     public GatewayAddress Gateway { get; set; } = GatewayAddress.Default;
 
+    /// <summary>
+    /// Further gateways of the same cluster, tried in order when <see cref="Gateway"/> cannot be reached or its
+    /// connection is lost, as clients of load-balanced services do. A host name that resolves to several
+    /// addresses is tried at each of them. Defaults to none.
+    /// </summary>
+    public IReadOnlyList<GatewayAddress> AlternateGateways { get; set; } = [];
+
     /// <summary>The client's identity (signs the hello). Required; the caller keeps ownership.</summary>
     public Identity? Identity { get; set; }
 
@@ -89,6 +96,8 @@ public sealed class WzpClientOptions
         if (!HelloLimits.IsValidAlias(Alias)) throw new ArgumentException("An alias is at most 64 characters without control characters.", nameof(Alias));
         if (!HelloLimits.IsValidToken(Token)) throw new ArgumentException("A token is at most 4096 characters.", nameof(Token));
         if (string.IsNullOrEmpty(Gateway.Host) || Gateway.Port is < 1 or > 65535) throw new ArgumentException("The gateway address is invalid.", nameof(Gateway));
+        if (AlternateGateways.Any(g => string.IsNullOrEmpty(g.Host) || g.Port is < 1 or > 65535))
+            throw new ArgumentException("An alternate gateway address is invalid.", nameof(AlternateGateways));
         if (PinnedClusterFingerprint is null && string.IsNullOrEmpty(KnownClustersPath))
             throw new ArgumentException("Without a pinned cluster fingerprint a known-clusters file is required.", nameof(KnownClustersPath));
         if (ConnectTimeout <= TimeSpan.Zero || PingInterval <= TimeSpan.Zero || MaintenanceInterval <= TimeSpan.Zero ||

@@ -72,6 +72,24 @@ public sealed class GatewayHarness : IAsyncDisposable
         return client;
     }
 
+    /// <summary>A client that reconnects, given several gateway addresses in the order it should try them.</summary>
+    public async Task<WzpClient> JoinAnyAsync(IReadOnlyList<GatewayAddress> gateways, string room, string alias)
+    {
+        var client = await WzpClient.ConnectAsync(new WzpClientOptions
+        {
+            Gateway = gateways[0],
+            AlternateGateways = [.. gateways.Skip(1)],
+            Identity = Identity.Generate(),
+            Room = room,
+            Alias = alias,
+            PinnedClusterFingerprint = ClusterFingerprint,
+            KnownClustersPath = Path.Combine(_directory, "known_clusters"),
+            ConnectTimeout = TimeSpan.FromSeconds(3),
+        });
+        _clients.Add(client);
+        return client;
+    }
+
     public async Task StopAsync(GatewayServer gateway)
     {
         _gateways.Remove(gateway);

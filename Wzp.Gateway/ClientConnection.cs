@@ -174,9 +174,18 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
             // Read after the member became visible to room changes: a change published before this point is in
             // the list, one published after it waits for the lock and goes out as a roomUpdate after 'joined'.
             var routing = server.Agent.Rooms.Get(session.Room);
-            var members = (routing?.Members ?? result.Snapshot!.Members).Select(ToInfo).ToList();
+            if (routing is null || !routing.BySlot.TryGetValue(result.Slot, out var self) || self.GatewayId != _options.GatewayId)
+            {
+                // The room removed the member between its join and now (a change handled before Ready was set).
+                server.CutOff(member);
+                control.TrySend(new Error(ErrorCodes.Unauthorized, $"removed from room '{session.Room}' by the cluster while joining"));
+                return null;
+            }
+            var members = routing.Members.Select(ToInfo).ToList();
             control.TrySend(new Joined(session.Room, result.Slot, (uint)result.Epoch, members));
             member.Ready = true;
+            // Epochs the room moved to while this member was joining, before it was in the fanout, ratchet it too.
+            if (routing.Epoch > member.JoinedEpoch) server.OweRekey(member, routing.Epoch);
         }
         Log.Joined(logger, session.Room, result.Slot, session.ClientFingerprint.ToString());
         return member;

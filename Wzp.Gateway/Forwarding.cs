@@ -48,6 +48,9 @@ internal sealed class LocalMember
     /// </summary>
     public bool Ready { get; set; }
 
+    /// <summary>Set, under <see cref="Gate"/>, once the room removed this member and the gateway cut it off.</summary>
+    public bool Evicted { get; set; }
+
     public long RekeysStarted => Interlocked.Read(ref _rekeysStarted);
 
     public long RekeysCompleted => Interlocked.Read(ref _rekeysCompleted);

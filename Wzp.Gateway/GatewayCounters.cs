@@ -35,6 +35,7 @@ public sealed class GatewayCounters : IDisposable
     private long _rekeys;
     private long _linkRekeys;
     private int _rooms;
+    private long _evictions;
 
     public GatewayCounters(string gatewayId)
     {
@@ -57,6 +58,8 @@ public sealed class GatewayCounters : IDisposable
             description: "Completed client hop rekeys");
         _meter.CreateObservableCounter("wzp.gateway.link.rekeys", () => new Measurement<long>(Interlocked.Read(ref _linkRekeys), gateway),
             description: "Completed gateway link rekeys");
+        _meter.CreateObservableCounter("wzp.gateway.evictions", () => new Measurement<long>(Evictions, gateway),
+            description: "Members the room removed while connected here, disconnected with an error");
         _meter.CreateObservableCounter("wzp.gateway.handshake.failures", () => new Measurement<long>(HandshakeFailures, gateway),
             description: "Client handshakes that failed or were refused");
     }
@@ -74,6 +77,11 @@ public sealed class GatewayCounters : IDisposable
     public long Rekeys => Interlocked.Read(ref _rekeys);
 
     public int Rooms => Volatile.Read(ref _rooms);
+
+    /// <summary>Members the room removed (rekey timeout, gateway gone) while they were connected here.</summary>
+    public long Evictions => Interlocked.Read(ref _evictions);
+
+    internal void OnEviction() => Interlocked.Increment(ref _evictions);
 
     public long Drops(GatewayDrop reason) => Interlocked.Read(ref _drops[(int)reason]);
 

@@ -233,13 +233,18 @@ public sealed partial class GatewayServer : IAsyncDisposable
         // this publishes the table, then reads the fanout. Without a full fence between each store and the load
         // after it, both may read the old value (store-load reordering), and the member misses this change for good.
         Interlocked.MemoryBarrier();
-        var fanout = _forwarder.Find(change.Room);
-        if (fanout is null) return;
-        var locals = fanout.Current.Locals;
+        // No fanout yet: the room's first member here is still joining (AddMember follows). Its change must still
+        // be acknowledged below, or the room evicts this gateway at the rekey deadline.
+        var locals = _forwarder.Find(change.Room)?.Current.Locals ?? [];
         var previous = change.Previous;
         var current = change.Current;
         if (current is null)
         {
+            // No member of this gateway is left in the room: whoever is still connected was removed by it.
+            foreach (var member in locals)
+            {
+                lock (member.Gate) Evict(member, change.Reason);
+            }
             return;
         }
 
@@ -253,10 +258,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
                 if (!member.Ready) continue; // its 'joined' is being built from the table that includes this change
                 if (!current.BySlot.TryGetValue(member.Slot, out var self) || self.GatewayId != Options.GatewayId)
                 {
-                    // The room evicted this member (its gateway missed a rekey deadline, or the slot moved on).
-                    member.Control.TrySend(new Error(ErrorCodes.Unauthorized, "removed from the room by the cluster"));
-                    member.Control.CompleteSending();
-                    _ = member.Connection.CloseAsync(ClientConnection.CloseProtocolError, "evicted");
+                    Evict(member, change.Reason);
                     continue;
                 }
                 var news = joined.Where(m => m.Slot != member.Slot).Select(ClientConnection.ToInfo).ToList();
@@ -272,12 +274,43 @@ public sealed partial class GatewayServer : IAsyncDisposable
     }
 
     /// <summary>
+    /// The room no longer lists <paramref name="member"/>: it stops sending and receiving at once, and its client is
+    /// told why before the connection closes (the connection's end then runs the usual leave, which the room ignores).
+    /// Under the member's gate.
+    /// </summary>
+    private void Evict(LocalMember member, RoomChangeReason? reason)
+    {
+        if (member.Evicted) return;
+        member.Evicted = true;
+        member.Connection.SetDatagramHandler(_dropUnknown);
+        _forwarder.RemoveLocal(member);
+        Counters.OnEviction();
+        var why = reason switch
+        {
+            RoomChangeReason.RekeyTimeout => "its gateway did not finish a rekey in time",
+            RoomChangeReason.GatewayGone => "the cluster declared its gateway gone",
+            _ => "the room no longer lists this member",
+        };
+        Log.Evicted(_logger, member.Room, member.Slot, why);
+        member.Control.TrySend(new Error(ErrorCodes.Unauthorized, $"removed from room '{member.Room}' by the cluster: {why}"));
+        member.Control.CompleteSending();
+        _ = CloseSoonAsync(member);
+    }
+
+    // Lets the error reach the client before the close (the writer drains within a moment).
+    private static async Task CloseSoonAsync(LocalMember member)
+    {
+        await Task.Delay(TimeSpan.FromMilliseconds(200), CancellationToken.None).ConfigureAwait(false);
+        await member.Connection.CloseAsync(ClientConnection.CloseProtocolError, "evicted").ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Every local member of the room that holds keys from before <paramref name="epoch"/> ratchets; the room hears
     /// back once all of them finished. A member that joined at this epoch already has fresh keys.
     /// </summary>
     private void ScheduleRekeys(string room, long epoch, ImmutableArray<LocalMember> locals)
     {
-        var needs = new Dictionary<LocalMember, long>();
+        var needs = new ConcurrentDictionary<LocalMember, long>();
         foreach (var member in locals)
         {
             if (member.JoinedEpoch >= epoch) continue;
@@ -287,7 +320,31 @@ public sealed partial class GatewayServer : IAsyncDisposable
         _rekeyWaits[(room, epoch)] = new RekeyWait(needs, Time.GetTimestamp());
     }
 
-    private sealed record RekeyWait(Dictionary<LocalMember, long> Needs, long Since);
+    private sealed record RekeyWait(ConcurrentDictionary<LocalMember, long> Needs, long Since);
+
+    /// <summary>
+    /// A member that joined at an epoch older than its room's current one (the room moved on while the join call
+    /// was out, before the member was in the fanout) ratchets too, and the reports still owed wait for it.
+    /// </summary>
+    internal void OweRekey(LocalMember member, long epoch)
+    {
+        var needed = member.RekeysStarted + 1;
+        member.WantRekey();
+        foreach (var ((room, owed), wait) in _rekeyWaits)
+        {
+            if (room == member.Room && owed > member.JoinedEpoch && owed <= epoch) wait.Needs.TryAdd(member, needed);
+        }
+    }
+
+    /// <summary>Takes a member that never became ready out of forwarding (the room already removed it).</summary>
+    internal void CutOff(LocalMember member)
+    {
+        lock (member.Gate) member.Evicted = true;
+        member.Connection.SetDatagramHandler(_dropUnknown);
+        _forwarder.RemoveLocal(member);
+        Counters.OnSession(-1);
+        Counters.OnEviction();
+    }
 
     internal void RefreshLinks(string room)
     {
@@ -397,6 +454,9 @@ public sealed partial class GatewayServer : IAsyncDisposable
         [LoggerMessage(EventId = 6, Level = LogLevel.Information,
             Message = "Room {Room} epoch {Epoch}: member {Slot} late with its rekey (started {Started}, completed {Completed}, needed {Needed}, one in progress: {InProgress})")]
         public static partial void RekeyLaggard(ILogger logger, string room, long epoch, ushort slot, long started, long completed, long needed, bool inProgress);
+
+        [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "Room {Room}: member {Slot} removed by the cluster ({Why}); disconnecting it")]
+        public static partial void Evicted(ILogger logger, string room, ushort slot, string why);
 
         [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "Gateway maintenance loop failed")]
         public static partial void TickFailed(ILogger logger, Exception exception);

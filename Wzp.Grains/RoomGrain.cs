@@ -215,6 +215,12 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
                 _members.Add(member.Slot, member);
                 gateway.MemberCount++;
                 restored.Add(member);
+                // Round-robin allocation continues past the slots the previous activation handed out, so a
+                // newcomer never takes (or soon re-takes) a restored member's slot.
+                if (member.Slot >= _nextSlot)
+                {
+                    _nextSlot = member.Slot == ushort.MaxValue ? (ushort)1 : (ushort)(member.Slot + 1);
+                }
             }
         }
 

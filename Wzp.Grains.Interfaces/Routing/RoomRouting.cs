@@ -85,4 +85,5 @@ public sealed class RoomRouting
 /// <param name="Previous">The picture before (null when the room was not tracked).</param>
 /// <param name="Current">The picture now (null when the gateway no longer hosts members of the room and
 /// stopped tracking it).</param>
-public sealed record RoomRoutingChange(string Room, RoomRouting? Previous, RoomRouting? Current);
+/// <param name="Reason">Why the room changed, when the change came from one pushed event (null after a snapshot).</param>
+public sealed record RoomRoutingChange(string Room, RoomRouting? Previous, RoomRouting? Current, RoomChangeReason? Reason = null);

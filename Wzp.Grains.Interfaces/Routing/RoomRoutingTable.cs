@@ -55,7 +55,10 @@ public sealed partial class RoomRoutingTable
     public event Action<RoomRoutingChange>? Changed;
 
     /// <summary>Rooms currently tracked (those with members on this gateway).</summary>
-    public ICollection<string> Rooms => _rooms.Keys;
+    public IReadOnlyCollection<string> Rooms => [.. _rooms.Where(pair => pair.Value.Current is not null).Select(pair => pair.Key)];
+
+    // A join that has not returned yet buffers at most this many pushes of its room; past that it fetches a snapshot.
+    private const int MaxBufferedEvents = 64;
 
     /// <summary>The current picture of <paramref name="room"/>, or null when it is not tracked.</summary>
     public RoomRouting? Get(string room) => _rooms.TryGetValue(room, out var entry) ? entry.Current : null;
@@ -81,6 +84,79 @@ public sealed partial class RoomRoutingTable
     /// <summary>Joins a member hosted by this gateway and starts tracking the room.</summary>
     public async Task<JoinResult> JoinAsync(string room, Fingerprint fingerprint, string alias)
     {
+        // The room pushes its next change the moment the join is in: the entry exists before the call, so such a
+        // push is buffered instead of dropped (it would otherwise wait for the next poll, past the rekey deadline).
+        var entry = await BeginJoinAsync(room).ConfigureAwait(false);
+        var joinedRoom = false;
+        try
+        {
+            var result = await JoinTrackedAsync(room, entry, fingerprint, alias).ConfigureAwait(false);
+            joinedRoom = result.Status == JoinStatus.Joined;
+            return result;
+        }
+        finally
+        {
+            await EndJoinAsync(room, entry, joinedRoom).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<Entry> BeginJoinAsync(string room)
+    {
+        while (true)
+        {
+            var entry = _rooms.GetOrAdd(room, static _ => new Entry());
+            await entry.Gate.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                if (!entry.Removed)
+                {
+                    entry.Joining++;
+                    return entry;
+                }
+            }
+            finally
+            {
+                entry.Gate.Release();
+            }
+        }
+    }
+
+    private async Task EndJoinAsync(string room, Entry entry, bool joinedRoom)
+    {
+        await entry.Gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            entry.Joining--;
+            if (entry.Current is not null && (!joinedRoom || entry.Buffered.Count > 0 || entry.BufferOverflowed))
+            {
+                // A join whose call failed may still have joined the room (a ghost); pushes that came meanwhile
+                // may be ahead of the join's snapshot. Either way the room's own picture settles it.
+                entry.Buffered.Clear();
+                entry.BufferOverflowed = false;
+                var snapshot = await Room(room).GetSnapshot().ConfigureAwait(false);
+                await ReconcileAsync(entry, room, snapshot).ConfigureAwait(false);
+            }
+            else if (entry.Current is null && entry.Joining == 0 && !entry.Removed)
+            {
+                entry.Buffered.Clear();
+                entry.BufferOverflowed = false;
+                entry.Removed = true;
+                _rooms.TryRemove(KeyValuePair.Create(room, entry));
+            }
+        }
+        catch (Exception exception)
+        {
+            // The next poll resynchronizes the room.
+            Log.RefreshFailed(_logger, room, exception);
+        }
+        finally
+        {
+            entry.Gate.Release();
+        }
+    }
+
+    private async Task<JoinResult> JoinTrackedAsync(string room, Entry tracked, Fingerprint fingerprint, string alias)
+    {
         var started = Stopwatch.GetTimestamp();
         var delay = RestoreRetryDelay;
         var reregistered = false;
@@ -90,12 +166,12 @@ public sealed partial class RoomRoutingTable
         {
             // The incarnation this gateway's members of the room belong to: a room that re-activated since
             // refuses newcomers from here until those members are restored (they keep their slots).
-            var known = _rooms.TryGetValue(room, out var tracked) && tracked.Current is { } current ? current.Incarnation : Guid.Empty;
+            var known = tracked.Current is { } current ? current.Incarnation : Guid.Empty;
             result = await Room(room).Join(new JoinRequest(fingerprint, alias, GatewayId, known)).ConfigureAwait(false);
             if (result.Status == JoinStatus.RestoreFirst && restores++ < MaxRestoresPerJoin)
             {
                 // Restores this gateway's members into the room that re-activated, then the join is retried.
-                if (tracked is not null) await ResynchronizeAsync(room, tracked, static (_, _) => true).ConfigureAwait(false);
+                await ResynchronizeAsync(room, tracked, static (_, _) => true).ConfigureAwait(false);
             }
             else if (result.Status == JoinStatus.Restoring && Stopwatch.GetElapsedTime(started) < JoinPatience)
             {
@@ -121,32 +197,42 @@ public sealed partial class RoomRoutingTable
         }
 
         var member = new RoomMember(result.Slot, fingerprint, alias, GatewayId);
-        while (true)
+        await tracked.Gate.WaitAsync().ConfigureAwait(false);
+        try
         {
-            var entry = _rooms.GetOrAdd(room, static _ => new Entry());
-            await entry.Gate.WaitAsync().ConfigureAwait(false);
-            try
+            // The entry cannot have been removed: it counts this join.
+            tracked.Local[member.Slot] = member;
+            var before = tracked.Current;
+            await ReconcileAsync(tracked, room, snapshot).ConfigureAwait(false);
+            if (!tracked.Removed && ReferenceEquals(before, tracked.Current) && before is not null)
             {
-                if (entry.Removed)
+                // The table was already past the join's snapshot: keep the member only if it is still there.
+                Publish(tracked, room, before);
+            }
+
+            // Pushes that arrived while the call was out, in order; one that does not follow needs a snapshot.
+            foreach (var buffered in tracked.Buffered.OrderBy(e => e.Version).ToList())
+            {
+                if (tracked.Removed || tracked.Current is not { } current)
                 {
-                    continue;
+                    break;
                 }
 
-                entry.Local[member.Slot] = member;
-                var before = entry.Current;
-                await ReconcileAsync(entry, room, snapshot).ConfigureAwait(false);
-                if (!entry.Removed && ReferenceEquals(before, entry.Current) && before is not null)
+                if (buffered.Incarnation == current.Incarnation && buffered.Version == current.Version + 1)
                 {
-                    // The table was already past the join's snapshot: keep the member only if it is still there.
-                    Publish(entry, room, before);
+                    Publish(tracked, room, current.Apply(buffered), buffered.Reason);
                 }
+                else if (buffered.Incarnation != current.Incarnation || buffered.Version > current.Version)
+                {
+                    tracked.BufferOverflowed = true; // EndJoinAsync fetches the snapshot
+                }
+            }
 
-                break;
-            }
-            finally
-            {
-                entry.Gate.Release();
-            }
+            tracked.Buffered.Clear();
+        }
+        finally
+        {
+            tracked.Gate.Release();
         }
 
         return result;
@@ -163,9 +249,14 @@ public sealed partial class RoomRoutingTable
             await entry.Gate.WaitAsync().ConfigureAwait(false);
             try
             {
-                if (!entry.Removed && entry.Local.Remove(slot) && entry.Local.Count == 0 && entry.Current is { } current)
+                if (!entry.Removed && entry.Local.Remove(slot) && entry.Current is { } current)
                 {
-                    Publish(entry, room, current);
+                    // This leave asks the room itself: the slot is no ghost while the room still lists it.
+                    entry.GhostsLeft.Add((current.Incarnation, slot));
+                    if (entry.Local.Count == 0)
+                    {
+                        Publish(entry, room, current);
+                    }
                 }
             }
             finally
@@ -193,6 +284,14 @@ public sealed partial class RoomRoutingTable
         await entry.Gate.WaitAsync().ConfigureAwait(false);
         try
         {
+            if (!entry.Removed && entry.Current is null && entry.Joining > 0)
+            {
+                // The first join of the room on this gateway has not returned yet.
+                if (entry.Buffered.Count < MaxBufferedEvents) entry.Buffered.Add(roomEvent);
+                else entry.BufferOverflowed = true;
+                return;
+            }
+
             if (entry.Removed || entry.Current is not { } current || entry.Retired.Contains(roomEvent.Incarnation))
             {
                 return;
@@ -205,7 +304,7 @@ public sealed partial class RoomRoutingTable
 
             if (roomEvent.Incarnation == current.Incarnation && roomEvent.Version == current.Version + 1)
             {
-                Publish(entry, roomEvent.Room, current.Apply(roomEvent));
+                Publish(entry, roomEvent.Room, current.Apply(roomEvent), roomEvent.Reason);
                 return;
             }
 
@@ -223,7 +322,7 @@ public sealed partial class RoomRoutingTable
     public async Task RestoreAsync(RestoreInvitation invitation)
     {
         ArgumentNullException.ThrowIfNull(invitation);
-        if (!_rooms.TryGetValue(invitation.Room, out var entry))
+        if (!_rooms.TryGetValue(invitation.Room, out var entry) || entry.Current is null)
         {
             // Nothing to restore; answering lets the room admit joins without waiting out its restore window.
             await Room(invitation.Room).RestoreMembers(new RestoreRequest(GatewayId, [], 0, 0)).ConfigureAwait(false);
@@ -346,7 +445,7 @@ public sealed partial class RoomRoutingTable
 
     // Runs under the entry's gate. Installs `next`, drops local members the room no longer has (evicted, or
     // refused by a restore), and stops tracking the room when no local member is left.
-    private void Publish(Entry entry, string room, RoomRouting next)
+    private void Publish(Entry entry, string room, RoomRouting next, RoomChangeReason? reason = null)
     {
         var previous = entry.Current;
         foreach (var slot in entry.Local.Keys.ToList())
@@ -357,8 +456,22 @@ public sealed partial class RoomRoutingTable
             }
         }
 
+        if (entry.Joining == 0)
+        {
+            // The room lists a member of this gateway that no connection here holds: a join whose call failed
+            // after the room admitted it, or a leave that did not arrive. It must not stay in the room.
+            foreach (var ghost in next.MembersOf(GatewayId))
+            {
+                if (!entry.Local.ContainsKey(ghost.Slot) && entry.GhostsLeft.Add((next.Incarnation, ghost.Slot)))
+                {
+                    Log.GhostRemoved(_logger, room, ghost.Slot);
+                    _ = LeaveGhostAsync(room, ghost.Slot);
+                }
+            }
+        }
+
         entry.Current = entry.Local.Count > 0 ? next : null;
-        if (entry.Current is null)
+        if (entry.Current is null && entry.Joining == 0)
         {
             // A later join starts a new entry.
             entry.Removed = true;
@@ -372,7 +485,7 @@ public sealed partial class RoomRoutingTable
 
         try
         {
-            Changed?.Invoke(new RoomRoutingChange(room, previous, entry.Current));
+            Changed?.Invoke(new RoomRoutingChange(room, previous, entry.Current, reason));
         }
         catch (Exception exception)
         {
@@ -380,9 +493,32 @@ public sealed partial class RoomRoutingTable
         }
     }
 
+    private async Task LeaveGhostAsync(string room, ushort slot)
+    {
+        try
+        {
+            await Room(room).Leave(new LeaveRequest(slot, GatewayId)).ConfigureAwait(false);
+        }
+        catch (Exception exception)
+        {
+            Log.RefreshFailed(_logger, room, exception);
+        }
+    }
+
     private sealed class Entry
     {
         private readonly Queue<Guid> _retiredOrder = new();
+
+        // Joins of this room in flight on this gateway: while any is, the entry stays even with no member.
+        public int Joining { get; set; }
+
+        // Pushes received while the room's first join here was in flight (no picture yet).
+        public List<RoomEvent> Buffered { get; } = [];
+
+        public bool BufferOverflowed { get; set; }
+
+        // Ghost slots already asked to leave, so one ghost costs one call.
+        public HashSet<(Guid Incarnation, ushort Slot)> GhostsLeft { get; } = [];
 
         public SemaphoreSlim Gate { get; } = new(1, 1);
 
@@ -420,6 +556,9 @@ public sealed partial class RoomRoutingTable
 
         [LoggerMessage(EventId = 1102, Level = LogLevel.Warning, Message = "Room {Room}: polling its stamp failed")]
         public static partial void RefreshFailed(ILogger logger, string room, Exception exception);
+
+        [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "Room {Room}: slot {Slot} is listed on this gateway without a connection here; it leaves")]
+        public static partial void GhostRemoved(ILogger logger, string room, ushort slot);
 
         [LoggerMessage(EventId = 1103, Level = LogLevel.Error, Message = "Room {Room}: a routing change handler threw")]
         public static partial void HandlerFailed(ILogger logger, string room, Exception exception);

@@ -1,0 +1,126 @@
+using Wzp.Client;
+using Wzp.Grains;
+using Wzp.Protocol;
+
+namespace Wzp.Cluster.Tests;
+
+/// <summary>
+/// Membership over the durations real calls have: members stay longer than the timeouts membership depends on
+/// (the cluster's <c>RekeyTimeout</c> here is the production 5 s), and a member the room removes is told so.
+/// </summary>
+[Collection(ClusterFixture.Collection)]
+public sealed class LongCallTests(ClusterFixture fixture)
+{
+    private TimeSpan PastTheRekeyDeadline => fixture.Options.RekeyTimeout * 2 + TimeSpan.FromSeconds(1);
+
+    [Fact]
+    public async Task FirstMemberOfARoomOnAGateway_StaysPastTheRekeyDeadline_AndHearsTheNextMemberWithAnotherSlot()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var gateway = await harness.StartGatewayAsync();
+        var room = $"room-{Guid.NewGuid():N}";
+        var alice = await harness.JoinAsync(gateway, room, "alice");
+
+        // Alone for longer than the room waits for a gateway's rekey report: before the fix the gateway never
+        // acknowledged the epoch of its first member's join, and the room evicted it at the deadline.
+        await Task.Delay(PastTheRekeyDeadline);
+        Assert.False(alice.Completion.IsCompleted, "alice is still connected");
+        var bob = await harness.JoinAsync(gateway, room, "bob");
+        await Eventually.True(() => alice.Others.Count == 1 && bob.Others.Count == 1, TimeSpan.FromSeconds(10), "both list each other");
+        Assert.NotEqual(alice.Slot, bob.Slot);
+        Assert.Equal(bob.Slot, Assert.Single(alice.Others).Slot);
+        Assert.Equal(alice.Slot, Assert.Single(bob.Others).Slot);
+        var members = (await fixture.Client.GetGrain<IRoomGrain>(room).GetSnapshot()).Members;
+        Assert.Equal([alice.Slot, bob.Slot], members.Select(m => (int)m.Slot).Order());
+
+        // And they keep talking past the deadline of Bob's join too.
+        await Task.Delay(PastTheRekeyDeadline);
+        const int frames = 200;
+        var heardByBob = Speech.ListenAsync(bob, frames, TimeSpan.FromSeconds(20));
+        var heardByAlice = Speech.ListenAsync(alice, frames, TimeSpan.FromSeconds(20));
+        await Task.WhenAll(Speech.TalkAsync(alice, "alice", frames), Speech.TalkAsync(bob, "bob", frames));
+        Assert.Equal(frames, (await heardByBob).Count(f => f.Source == alice.Slot));
+        Assert.Equal(frames, (await heardByAlice).Count(f => f.Source == bob.Slot));
+        Assert.False(alice.Completion.IsCompleted || bob.Completion.IsCompleted, "nobody was cut off");
+    }
+
+    [Fact]
+    public async Task FirstMembersOnTwoGateways_StayPastTheRekeyDeadline_AndHearEachOther()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var first = await harness.StartGatewayAsync();
+        var second = await harness.StartGatewayAsync();
+        var room = $"room-{Guid.NewGuid():N}";
+        var alice = await harness.JoinAsync(first, room, "alice");
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        var bob = await harness.JoinAsync(second, room, "bob");
+        await Task.Delay(PastTheRekeyDeadline);
+        Assert.False(alice.Completion.IsCompleted || bob.Completion.IsCompleted, "nobody was cut off");
+        await Eventually.True(() => alice.Others.Count == 1 && bob.Others.Count == 1, TimeSpan.FromSeconds(10), "both list each other");
+        await Eventually.True(() => first.HasLinkTo(second.Options.GatewayId) && second.HasLinkTo(first.Options.GatewayId),
+            TimeSpan.FromSeconds(10), "the gateways linked");
+
+        const int frames = 200;
+        var heardByBob = Speech.ListenAsync(bob, frames, TimeSpan.FromSeconds(20));
+        var heardByAlice = Speech.ListenAsync(alice, frames, TimeSpan.FromSeconds(20));
+        await Task.WhenAll(Speech.TalkAsync(alice, "alice", frames), Speech.TalkAsync(bob, "bob", frames));
+        Assert.Equal(frames, (await heardByBob).Count(f => f.Source == alice.Slot));
+        Assert.Equal(frames, (await heardByAlice).Count(f => f.Source == bob.Slot));
+    }
+
+    [Fact]
+    public async Task MemberTheRoomRemoves_IsDisconnectedWithAnErrorThatSaysWhy_AndForwardedNothingMore()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var evicted = await harness.StartGatewayAsync();
+        var other = await harness.StartGatewayAsync();
+        var room = $"room-{Guid.NewGuid():N}";
+        var alice = await harness.JoinAsync(evicted, room, "alice");
+        var bob = await harness.JoinAsync(other, room, "bob");
+        await Eventually.True(() => alice.Others.Count == 1 && bob.Others.Count == 1, TimeSpan.FromSeconds(10), "both list each other");
+
+        // What the room does to a gateway the directory declared gone.
+        await fixture.Client.GetGrain<IRoomGrain>(room).EvictGateway(evicted.Options.GatewayId);
+
+        var failure = await Assert.ThrowsAsync<GatewayErrorException>(() => alice.Completion.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(ErrorCodes.Unauthorized, failure.Code);
+        Assert.Contains("removed from room", failure.Message, StringComparison.Ordinal);
+        Assert.Contains("gateway gone", failure.Message, StringComparison.Ordinal);
+        Assert.Equal(1, evicted.Counters.Evictions);
+        await Eventually.True(() => !evicted.LocalMembers.ContainsKey(room), TimeSpan.FromSeconds(5), "the gateway forwards nothing to or from alice");
+        await Eventually.True(() => bob.Others.Count == 0, TimeSpan.FromSeconds(10), "bob sees alice leave");
+        Assert.False(bob.Completion.IsCompleted, "bob stays");
+    }
+
+    [Fact]
+    public async Task ClientGivenSeveralGateways_SkipsOneThatDoesNotAnswer_AndMovesToTheNextWhenItsGatewayGoes()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var first = await harness.StartGatewayAsync();
+        var second = await harness.StartGatewayAsync();
+        var room = $"room-{Guid.NewGuid():N}";
+        var bob = await harness.JoinAsync(second, room, "bob");
+        var nobody = new GatewayAddress("127.0.0.1", FreeUdpPort());
+        var alice = await harness.JoinAnyAsync(
+            [nobody, new("127.0.0.1", first.ClientEndPoint.Port), new("127.0.0.1", second.ClientEndPoint.Port)], room, "alice");
+        Assert.Equal(first.ClientEndPoint.Port, alice.Gateway.Port);
+        await Eventually.True(() => alice.Others.Count == 1 && bob.Others.Count == 1, TimeSpan.FromSeconds(10), "both list each other");
+
+        // Alice's gateway shuts down: she is back in the room through the next one (any gateway serves any room).
+        await harness.StopAsync(first);
+        await Eventually.True(() => alice.State == ClientState.Joined && alice.Gateway.Port == second.ClientEndPoint.Port,
+            TimeSpan.FromSeconds(15), "alice reconnected through the second gateway");
+        await Eventually.True(() => alice.Others.Count == 1 && bob.Others.Count == 1, TimeSpan.FromSeconds(10), "both list each other again");
+        const int frames = 100;
+        var heardByBob = Speech.ListenAsync(bob, frames, TimeSpan.FromSeconds(20));
+        await Speech.TalkAsync(alice, "alice", frames);
+        Assert.Equal(frames, (await heardByBob).Count(f => f.Source == alice.Slot));
+    }
+
+    private static int FreeUdpPort()
+    {
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Udp);
+        socket.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        return ((System.Net.IPEndPoint)socket.LocalEndPoint!).Port;
+    }
+}
