@@ -117,6 +117,61 @@ public sealed class LongCallTests(ClusterFixture fixture)
         Assert.Equal(frames, (await heardByBob).Count(f => f.Source == alice.Slot));
     }
 
+    [Fact]
+    public async Task SecondGatewayWithAnIdInUse_RefusesToStart_AndTheFirstKeepsItsMembers()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var id = $"gw-{Guid.NewGuid():N}"[..12];
+        var first = await harness.StartGatewayAsync(id);
+        var room = $"room-{Guid.NewGuid():N}";
+        var alice = await harness.JoinAsync(first, room, "alice");
+
+        var refused = await Assert.ThrowsAsync<Wzp.Grains.Routing.GatewayIdInUseException>(
+            () => harness.StartGatewayAsync(id, options => options.DataDirectory += "-second"));
+        Assert.Contains(id, refused.Message, StringComparison.Ordinal);
+
+        // Several heartbeats later the first gateway's member is still in the room and connected.
+        await Task.Delay(fixture.Options.GatewayHeartbeatPeriod * 8);
+        Assert.False(alice.Completion.IsCompleted, "alice is still connected");
+        var members = (await fixture.Client.GetGrain<IRoomGrain>(room).GetSnapshot()).Members;
+        Assert.Equal(alice.Slot, Assert.Single(members).Slot);
+    }
+
+    [Fact]
+    public async Task FlowMovedToAnotherGateway_SharingTheResetKey_TheClientIsBackInTheRoomWithinTwoSeconds()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var resetKey = Path.Combine(Path.GetTempPath(), $"wzp-reset-{Guid.NewGuid():N}.seed");
+        try
+        {
+            var first = await harness.StartGatewayAsync(configure: o => o.StatelessResetKeyFile = resetKey);
+            var second = await harness.StartGatewayAsync(configure: o => o.StatelessResetKeyFile = resetKey);
+            var room = $"room-{Guid.NewGuid():N}";
+            var bob = await harness.JoinAsync(second, room, "bob");
+            await using var balancer = new SwitchingUdpForwarder(first.ClientEndPoint);
+            var alice = await harness.JoinAnyAsync([new("127.0.0.1", balancer.EndPoint.Port)], room, "alice");
+            await Eventually.True(() => alice.Others.Count == 1 && bob.Others.Count == 1, TimeSpan.FromSeconds(10), "both list each other");
+            Assert.Equal(1, first.Counters.Sessions);
+
+            // The balancer moves Alice's flow; the first gateway keeps running, so only the reset can tell her.
+            var moved = System.Diagnostics.Stopwatch.StartNew();
+            balancer.Target = second.ClientEndPoint;
+            await Eventually.True(() => second.Counters.Sessions == 2 && alice.State == ClientState.Joined && alice.Others.Count == 1,
+                TimeSpan.FromSeconds(10), "alice is back in the room through the second gateway");
+            var back = moved.Elapsed;
+            Assert.True(back < TimeSpan.FromSeconds(2), $"alice was back after {back.TotalSeconds:0.00} s (goal: 2 s)");
+            Assert.Equal(1, alice.GetStatistics().Reconnects);
+            const int frames = 100;
+            var heardByBob = Speech.ListenAsync(bob, frames, TimeSpan.FromSeconds(20));
+            await Speech.TalkAsync(alice, "alice", frames);
+            Assert.Equal(frames, (await heardByBob).Count(f => f.Source == alice.Slot));
+        }
+        finally
+        {
+            File.Delete(resetKey);
+        }
+    }
+
     private static int FreeUdpPort()
     {
         using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Udp);

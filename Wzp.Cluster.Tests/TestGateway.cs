@@ -113,8 +113,8 @@ public sealed class ManualGateway : IGatewayObserver
     public async Task RegisterAsync()
     {
         _reference = _client.CreateObjectReference<IGatewayObserver>(this);
-        await _client.GetGatewayDirectory().Register(
-            new GatewayRegistration(Id, _instanceId, "127.0.0.1:0", [], 0, _reference), [.. Rooms.Rooms]);
+        Assert.True(await _client.GetGatewayDirectory().Register(
+            new GatewayRegistration(Id, _instanceId, "127.0.0.1:0", [], 0, _reference), [.. Rooms.Rooms]), "registered");
     }
 
     public Task<bool> HeartbeatAsync() => _client.GetGatewayDirectory().Heartbeat(new GatewayHeartbeat(Id, _instanceId, 0));

@@ -95,6 +95,14 @@ public sealed partial class GatewayHost(
                 lifetime.StopApplication();
                 return;
             }
+            catch (Grains.Routing.GatewayIdInUseException e)
+            {
+                Log.CannotStart(_logger, e.Message);
+                _started.TrySetException(new GatewayStartupException(e.Message, e));
+                Environment.ExitCode = 2;
+                lifetime.StopApplication();
+                return;
+            }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 // The directory may be unreachable while the cluster forms.

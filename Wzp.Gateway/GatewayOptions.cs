@@ -96,7 +96,16 @@ public sealed class GatewayOptions
 
     internal string CertificateFile => Path.Combine(DataDirectory, "tls-cert.pem");
 
-    internal string StatelessResetKeyFile => Path.Combine(DataDirectory, "quic-reset.seed");
+    /// <summary>
+    /// The secret QUIC stateless resets are derived from, created on first start. Give every gateway behind one
+    /// load balancer the same file: a gateway that receives packets of a connection it does not hold (the load
+    /// balancer moved the flow, or the gateway restarted) then resets it in a way the client accepts, and the
+    /// client reconnects at once instead of waiting for its idle timeout. Defaults to
+    /// <c>{DataDirectory}/quic-reset.seed</c> (per gateway: only the gateway's own restarts are recognised).
+    /// </summary>
+    public string StatelessResetKeyFile { get; set; } = "";
+
+    internal string ResolvedStatelessResetKeyFile => Resolve(StatelessResetKeyFile, "quic-reset.seed");
 
     internal string CertificateKeyFile => Path.Combine(DataDirectory, "tls-key.pem");
 

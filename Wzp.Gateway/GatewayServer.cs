@@ -113,7 +113,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
             MaxConnections = Options.MaxConnections,
             MaxConnectionsPerAddress = Options.MaxConnectionsPerAddress,
             // Kept across restarts so a restarted gateway resets its former clients at once (they reconnect).
-            StatelessResetKey = SeedFile.LoadOrCreateSecret(Options.StatelessResetKeyFile, out _),
+            StatelessResetKey = SeedFile.LoadOrCreateSecret(Options.ResolvedStatelessResetKeyFile, out _),
         });
         _acceptLoop = AcceptLoopAsync(_stopping.Token);
         _tickLoop = TickLoopAsync(_stopping.Token);

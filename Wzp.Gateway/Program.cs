@@ -20,6 +20,20 @@ if (GatewayProcess.CheckCredential(builder.Configuration, TimeProvider.System) i
     return GatewayProcess.StartupFailureExitCode;
 }
 
+using (var loggers = LoggerFactory.Create(logging => logging.AddConsole()))
+{
+    using var interrupted = new CancellationTokenSource();
+    Console.CancelKeyPress += (_, e) => { e.Cancel = true; interrupted.Cancel(); };
+    try
+    {
+        await RedisWait.UntilReachableAsync(builder.Configuration, loggers.CreateLogger("Wzp.Gateway"), interrupted.Token);
+    }
+    catch (OperationCanceledException)
+    {
+        return 130;
+    }
+}
+
 builder.AddWzpGatewayProcess();
 await builder.Build().RunAsync();
 // GatewayHost sets a non-zero exit code when the gateway could not start (e.g. its port is taken).

@@ -39,7 +39,7 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
     }
 
     /// <inheritdoc/>
-    public Task Register(GatewayRegistration registration, ImmutableArray<string> rooms)
+    public Task<bool> Register(GatewayRegistration registration, ImmutableArray<string> rooms)
     {
         ArgumentNullException.ThrowIfNull(registration);
         if (!RoomLimits.IsValidGatewayId(registration.GatewayId))
@@ -50,6 +50,14 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
         var now = _timeProvider.GetUtcNow();
         if (_gateways.TryGetValue(registration.GatewayId, out var entry))
         {
+            if (entry.Registration.InstanceId != registration.InstanceId
+                && _timeProvider.GetElapsedTime(entry.LastSeenTimestamp) < _options.GatewayHeartbeatPeriod * 2)
+            {
+                // Its current process still heartbeats: this is a second process with the same id, not a restart.
+                Log.GatewayIdInUse(_logger, registration.GatewayId);
+                return Task.FromResult(false);
+            }
+
             if (entry.Registration.InstanceId != registration.InstanceId)
             {
                 // The same gateway id from a new process: the old process and its sessions are gone.
@@ -81,7 +89,7 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
             }
         }
 
-        return Task.CompletedTask;
+        return Task.FromResult(true);
     }
 
     /// <inheritdoc/>
@@ -230,6 +238,10 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
 
     private static partial class Log
     {
+        [LoggerMessage(EventId = 2120, Level = LogLevel.Error,
+            Message = "Gateway id {GatewayId} is registered by a process that is still alive: a second process with that id was refused")]
+        public static partial void GatewayIdInUse(ILogger logger, string gatewayId);
+
         [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "Gateway {GatewayId} registered (link endpoint {LinkEndpoint})")]
         public static partial void GatewayRegistered(ILogger logger, string gatewayId, string linkEndpoint);
 

@@ -86,7 +86,20 @@ public sealed partial class GatewayAgent : IAsyncDisposable
         }
 
         _observerReference ??= _grainFactory.CreateObjectReference<IGatewayObserver>(_observer);
-        await RegisterAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        // A refusal means another process holds this id. It may be this gateway's own previous process that
+        // just died: that one stops heartbeating, so the directory lets go of it within two heartbeat periods.
+        var started = _timeProvider.GetTimestamp();
+        while (!await RegisterAsync().WaitAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (_timeProvider.GetElapsedTime(started) > _options.GatewayHeartbeatPeriod * 3)
+            {
+                throw new GatewayIdInUseException(GatewayId);
+            }
+
+            Log.IdInUseWaiting(_logger, GatewayId);
+            await Task.Delay(_options.GatewayHeartbeatPeriod / 2, _timeProvider, cancellationToken).ConfigureAwait(false);
+        }
+
         _stopping = new CancellationTokenSource();
         _loop = RunAsync(_stopping.Token);
     }
@@ -146,7 +159,7 @@ public sealed partial class GatewayAgent : IAsyncDisposable
         _stopping?.Dispose();
     }
 
-    private Task RegisterAsync()
+    private Task<bool> RegisterAsync()
     {
         var registration = new GatewayRegistration(
             GatewayId, _instanceId, _identity.LinkEndpoint, _identity.Credential, LoadProvider?.Invoke() ?? 0,
@@ -178,7 +191,10 @@ public sealed partial class GatewayAgent : IAsyncDisposable
                 if (!known)
                 {
                     Log.Reregistering(_logger, GatewayId);
-                    await RegisterAsync().ConfigureAwait(false);
+                    if (!await RegisterAsync().ConfigureAwait(false))
+                    {
+                        Log.IdTaken(_logger, GatewayId);
+                    }
                 }
             }
             catch (Exception exception) when (exception is not OperationCanceledException)
@@ -236,6 +252,13 @@ public sealed partial class GatewayAgent : IAsyncDisposable
 
     private static partial class Log
     {
+        [LoggerMessage(EventId = 1210, Level = LogLevel.Warning, Message = "Gateway id {GatewayId} is still held by a live process; waiting for it to expire")]
+        public static partial void IdInUseWaiting(ILogger logger, string gatewayId);
+
+        [LoggerMessage(EventId = 1211, Level = LogLevel.Critical,
+            Message = "Gateway id {GatewayId} was taken by another process: two gateways run with one id; stop one of them")]
+        public static partial void IdTaken(ILogger logger, string gatewayId);
+
         [LoggerMessage(EventId = 1000, Level = LogLevel.Information, Message = "Gateway {GatewayId} is unknown to the directory; registering again")]
         public static partial void Reregistering(ILogger logger, string gatewayId);
 
@@ -248,4 +271,12 @@ public sealed partial class GatewayAgent : IAsyncDisposable
         [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "Room {Room}: applying a push failed")]
         public static partial void ApplyFailed(ILogger logger, string room, Exception exception);
     }
+}
+
+/// <summary>Another live gateway process is registered under this gateway's id.</summary>
+public sealed class GatewayIdInUseException(string gatewayId)
+    : Exception($"gateway id '{gatewayId}' is in use by another running gateway (give each gateway its own Gateway:GatewayId)")
+{
+    /// <summary>The id in use.</summary>
+    public string GatewayId { get; } = gatewayId;
 }
