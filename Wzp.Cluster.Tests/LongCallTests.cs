@@ -153,14 +153,29 @@ public sealed class LongCallTests(ClusterFixture fixture)
             await Eventually.True(() => alice.Others.Count == 1 && bob.Others.Count == 1, TimeSpan.FromSeconds(10), "both list each other");
             Assert.Equal(1, first.Counters.Sessions);
 
-            // The balancer moves Alice's flow; the first gateway keeps running, so only the reset can tell her.
+            // Alice talks (20 ms frames) while the balancer moves her flow. The first gateway keeps running, so
+            // only the second gateway's stateless reset, answering her next packet, can tell her.
+            using var talking = new CancellationTokenSource();
+            var talker = Task.Run(async () =>
+            {
+                for (var i = 0; !talking.IsCancellationRequested; i++)
+                {
+                    alice.TrySend(Speech.Header(i), Speech.Payload("alice", i));
+                    await Task.Delay(20);
+                }
+            });
             var moved = System.Diagnostics.Stopwatch.StartNew();
             balancer.Target = second.ClientEndPoint;
             await Eventually.True(() => second.Counters.Sessions == 2 && alice.State == ClientState.Joined && alice.Others.Count == 1,
                 TimeSpan.FromSeconds(10), "alice is back in the room through the second gateway");
             var back = moved.Elapsed;
+            await talking.CancelAsync();
+            await talker;
             Assert.True(back < TimeSpan.FromSeconds(2), $"alice was back after {back.TotalSeconds:0.00} s (goal: 2 s)");
             Assert.Equal(1, alice.GetStatistics().Reconnects);
+            // Her former self on the first gateway is replaced in the room (one identity, one member) and cut off there.
+            await Eventually.True(() => first.Counters.Sessions == 0, TimeSpan.FromSeconds(5), "the first gateway let go of alice");
+            Assert.Single((await fixture.Client.GetGrain<IRoomGrain>(room).GetSnapshot()).Members, m => m.Alias == "alice");
             const int frames = 100;
             var heardByBob = Speech.ListenAsync(bob, frames, TimeSpan.FromSeconds(20));
             await Speech.TalkAsync(alice, "alice", frames);

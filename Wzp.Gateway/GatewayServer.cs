@@ -289,6 +289,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
         {
             RoomChangeReason.RekeyTimeout => "its gateway did not finish a rekey in time",
             RoomChangeReason.GatewayGone => "the cluster declared its gateway gone",
+            RoomChangeReason.Joined => "the same identity joined the room again through another connection",
             _ => "the room no longer lists this member",
         };
         Log.Evicted(_logger, member.Room, member.Slot, why);

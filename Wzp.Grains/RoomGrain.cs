@@ -105,10 +105,30 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             return JoinResult.Refused(JoinStatus.Restoring);
         }
 
+        // One identity is one member: a client that joins again (its flow moved to another gateway, or it
+        // reconnected before its old connection timed out) replaces its former self, whose gateway cuts it off.
+        ImmutableArray<ushort> replaced = [];
+        ImmutableArray<HostingGateway> former = [];
+        if (_members.Values.FirstOrDefault(m => m.Fingerprint == request.Fingerprint) is { } previous)
+        {
+            _members.Remove(previous.Slot);
+            replaced = [previous.Slot];
+            if (string.Equals(previous.GatewayId, request.GatewayId, StringComparison.Ordinal))
+            {
+                gateway.MemberCount--;
+            }
+            else
+            {
+                former = ReleaseGatewayMember(previous.GatewayId);
+            }
+
+            Log.MemberReplaced(_logger, RoomName, previous.Slot, previous.GatewayId);
+        }
+
         var member = new RoomMember(AllocateSlot(), request.Fingerprint, request.Alias, request.GatewayId);
         _members.Add(member.Slot, member);
         gateway.MemberCount++;
-        Advance(RoomChangeReason.Joined, [member], [], formerGateways: [], advanceEpoch: true);
+        Advance(RoomChangeReason.Joined, [member], replaced, former, advanceEpoch: true);
         Log.MemberJoined(_logger, RoomName, member.Slot, member.GatewayId, _epoch);
         return new JoinResult(JoinStatus.Joined, member.Slot, _epoch, Snapshot());
     }
@@ -582,6 +602,10 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
         [LoggerMessage(EventId = 2008, Level = LogLevel.Warning, Message = "Room {Room}: a push to a gateway failed")]
         public static partial void PushFailed(ILogger logger, string room, Exception exception);
+
+        [LoggerMessage(EventId = 2010, Level = LogLevel.Information,
+            Message = "Room {Room}: slot {Slot} of gateway {GatewayId} replaced by the same identity joining again")]
+        public static partial void MemberReplaced(ILogger logger, string room, ushort slot, string gatewayId);
 
         [LoggerMessage(EventId = 2009, Level = LogLevel.Warning, Message = "Room {Room}: inviting gateways to restore failed")]
         public static partial void InviteFailed(ILogger logger, string room, Exception exception);
