@@ -152,19 +152,22 @@ internal sealed record GatewayClusterSettings(string ClusterId, string ServiceId
 /// Healthy when the gateway is running and the directory (reached through Orleans, so the client is connected)
 /// lists this gateway's id.
 /// </summary>
-internal sealed class GatewayHealthProbe(GatewayHost host, IGrainFactory grains, IOptions<GatewayOptions> options) : IHealthProbe
+internal sealed class GatewayHealthProbe(GatewayHost host, IOptions<GatewayOptions> options, IOptions<ControlPlaneOptions> controlPlane) : IHealthProbe
 {
     public string Name => "gateway";
 
-    public async Task<HealthResult> CheckAsync(CancellationToken cancellationToken)
+    // Healthy while the directory confirmed this gateway within the expiry: the same rule the cluster applies to
+    // it, read from its own heartbeats (no call to the directory per probe).
+    public Task<HealthResult> CheckAsync(CancellationToken cancellationToken)
     {
         var started = host.Started;
-        if (!started.IsCompleted) return new(false, "starting: waiting for the cluster");
-        if (!started.IsCompletedSuccessfully) return new(false, "failed to start");
+        if (!started.IsCompleted) return Task.FromResult(new HealthResult(false, "starting: waiting for the cluster"));
+        if (!started.IsCompletedSuccessfully) return Task.FromResult(new HealthResult(false, "failed to start"));
         var gatewayId = options.Value.GatewayId;
-        var live = await grains.GetGatewayDirectory().List().WaitAsync(cancellationToken).ConfigureAwait(false);
-        return live.Any(g => g.Registration.GatewayId == gatewayId)
-            ? new(true, $"cluster reachable; '{gatewayId}' registered with the directory ({live.Length} gateways live)")
-            : new(false, $"cluster reachable, but '{gatewayId}' is not in the directory (re-registering on the next heartbeat)");
+        var since = started.Result.Agent.SinceConfirmed;
+        var expiry = controlPlane.Value.GatewayExpiry;
+        return Task.FromResult(since is { } s && s < expiry
+            ? new HealthResult(true, $"cluster reachable; '{gatewayId}' confirmed by the directory {s.TotalSeconds:0.0} s ago")
+            : new HealthResult(false, $"'{gatewayId}' not confirmed by the directory for {(since ?? expiry).TotalSeconds:0.0} s (expiry {expiry.TotalSeconds:0} s)"));
     }
 }

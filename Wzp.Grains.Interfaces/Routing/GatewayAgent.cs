@@ -68,6 +68,15 @@ public sealed partial class GatewayAgent : IAsyncDisposable
     /// <summary>This gateway's rooms.</summary>
     public RoomRoutingTable Rooms { get; }
 
+    /// <summary>
+    /// How long ago the directory last confirmed this gateway (a registration or a heartbeat it knew), or null
+    /// before the first. What health checks read: a directory that just re-activated after its silo died has
+    /// forgotten the gateway for one heartbeat, which is no reason to take the gateway out of a load balancer.
+    /// </summary>
+    public TimeSpan? SinceConfirmed => Volatile.Read(ref _confirmedAt) is var at and not 0 ? _timeProvider.GetElapsedTime(at) : null;
+
+    private long _confirmedAt;
+
     /// <summary>Reports the current load in every heartbeat; 0 when unset.</summary>
     public Func<int>? LoadProvider { get; set; }
 
@@ -99,6 +108,8 @@ public sealed partial class GatewayAgent : IAsyncDisposable
             Log.IdInUseWaiting(_logger, GatewayId);
             await Task.Delay(_options.GatewayHeartbeatPeriod / 2, _timeProvider, cancellationToken).ConfigureAwait(false);
         }
+
+        Volatile.Write(ref _confirmedAt, _timeProvider.GetTimestamp());
 
         _stopping = new CancellationTokenSource();
         _loop = RunAsync(_stopping.Token);
@@ -188,12 +199,20 @@ public sealed partial class GatewayAgent : IAsyncDisposable
                     .Heartbeat(new GatewayHeartbeat(GatewayId, _instanceId, LoadProvider?.Invoke() ?? 0))
                     .WaitAsync(CallTimeout, cancellationToken)
                     .ConfigureAwait(false);
-                if (!known)
+                if (known)
+                {
+                    Volatile.Write(ref _confirmedAt, _timeProvider.GetTimestamp());
+                }
+                else
                 {
                     Log.Reregistering(_logger, GatewayId);
                     if (!await RegisterAsync().ConfigureAwait(false))
                     {
                         Log.IdTaken(_logger, GatewayId);
+                    }
+                    else
+                    {
+                        Volatile.Write(ref _confirmedAt, _timeProvider.GetTimestamp());
                     }
                 }
             }

@@ -76,8 +76,9 @@ public sealed partial class RoomRoutingTable
     public TimeSpan JoinPatience { get; set; } = TimeSpan.FromSeconds(8);
 
     /// <summary>
-    /// How long one stamp poll may take before the poll gives up on that room until the next round (a room whose
-    /// silo died answers only after the grain-call timeout). Defaults to 5 seconds.
+    /// How long one stamp poll, or a snapshot or restore call made under a room's gate, may take before it is
+    /// given up until the next poll (a room whose silo died answers only after the grain-call timeout, and the
+    /// room's pushes wait behind the gate meanwhile). Defaults to 5 seconds.
     /// </summary>
     public TimeSpan PollTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
@@ -133,7 +134,7 @@ public sealed partial class RoomRoutingTable
                 // may be ahead of the join's snapshot. Either way the room's own picture settles it.
                 entry.Buffered.Clear();
                 entry.BufferOverflowed = false;
-                var snapshot = await Room(room).GetSnapshot().ConfigureAwait(false);
+                var snapshot = await Room(room).GetSnapshot().WaitAsync(PollTimeout).ConfigureAwait(false);
                 await ReconcileAsync(entry, room, snapshot).ConfigureAwait(false);
             }
             else if (entry.Current is null && entry.Joining == 0 && !entry.Removed)
@@ -309,7 +310,7 @@ public sealed partial class RoomRoutingTable
             }
 
             Log.GapDetected(_logger, roomEvent.Room, current.Version, roomEvent.Version);
-            var snapshot = await Room(roomEvent.Room).GetSnapshot().ConfigureAwait(false);
+            var snapshot = await Room(roomEvent.Room).GetSnapshot().WaitAsync(PollTimeout).ConfigureAwait(false);
             await ReconcileAsync(entry, roomEvent.Room, snapshot).ConfigureAwait(false);
         }
         finally
@@ -388,7 +389,7 @@ public sealed partial class RoomRoutingTable
         {
             if (!entry.Removed && entry.Current is { } current && stale(current, entry.Retired))
             {
-                var snapshot = await Room(room).GetSnapshot().ConfigureAwait(false);
+                var snapshot = await Room(room).GetSnapshot().WaitAsync(PollTimeout).ConfigureAwait(false);
                 await ReconcileAsync(entry, room, snapshot).ConfigureAwait(false);
             }
         }
@@ -434,6 +435,7 @@ public sealed partial class RoomRoutingTable
         {
             var result = await Room(room)
                 .RestoreMembers(new RestoreRequest(GatewayId, local, current.Version, current.Epoch, Observer?.Invoke()))
+                .WaitAsync(PollTimeout)
                 .ConfigureAwait(false);
             Log.Restored(_logger, room, local.Length, result.Rejected.Length);
             adopted = result.Snapshot;
