@@ -187,6 +187,34 @@ public sealed class LongCallTests(ClusterFixture fixture)
         }
     }
 
+    [Fact]
+    public async Task SameIdentityJoiningAgain_ReplacesItsFormerSelf_WhichIsToldWhy()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var gateway = await harness.StartGatewayAsync();
+        var room = $"room-{Guid.NewGuid():N}";
+        using var identity = Identity.Generate();
+        var bob = await harness.JoinAsync(gateway, room, "bob");
+        WzpClientOptions Options() => new()
+        {
+            Gateway = new GatewayAddress("127.0.0.1", gateway.ClientEndPoint.Port),
+            Identity = identity,
+            Room = room,
+            Alias = "alice",
+            PinnedClusterFingerprint = gateway.Keys.ClusterFingerprint,
+            KnownClustersPath = Path.Combine(Path.GetTempPath(), $"wzp-known-{Guid.NewGuid():N}"),
+            Reconnect = false,
+        };
+        await using var before = await WzpClient.ConnectAsync(Options());
+        await using var again = await WzpClient.ConnectAsync(Options());
+
+        var failure = await Assert.ThrowsAsync<GatewayErrorException>(() => before.Completion.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Contains("same identity joined the room again", failure.Message, StringComparison.Ordinal);
+        await Eventually.True(() => bob.Others.Count == 1 && bob.Others[0].Slot == again.Slot, TimeSpan.FromSeconds(10), "bob lists alice once, at her new slot");
+        var members = (await fixture.Client.GetGrain<IRoomGrain>(room).GetSnapshot()).Members;
+        Assert.Equal([bob.Slot, again.Slot], members.Select(m => (int)m.Slot).Order());
+    }
+
     private static int FreeUdpPort()
     {
         using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Udp);

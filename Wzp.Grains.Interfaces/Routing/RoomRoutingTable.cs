@@ -204,7 +204,9 @@ public sealed partial class RoomRoutingTable
             // The entry cannot have been removed: it counts this join.
             tracked.Local[member.Slot] = member;
             var before = tracked.Current;
-            await ReconcileAsync(tracked, room, snapshot).ConfigureAwait(false);
+            // A member of this gateway that the join's snapshot no longer lists was, most likely, replaced by this
+            // join (one identity, one member): say so to the handlers.
+            await ReconcileAsync(tracked, room, snapshot, RoomChangeReason.Joined).ConfigureAwait(false);
             if (!tracked.Removed && ReferenceEquals(before, tracked.Current) && before is not null)
             {
                 // The table was already past the join's snapshot: keep the member only if it is still there.
@@ -403,12 +405,12 @@ public sealed partial class RoomRoutingTable
 
     // Runs under the entry's gate. Brings the entry to `fresh`, restoring this gateway's members first when
     // `fresh` comes from a newer activation that lost them.
-    private async Task ReconcileAsync(Entry entry, string room, RoomSnapshot fresh)
+    private async Task ReconcileAsync(Entry entry, string room, RoomSnapshot fresh, RoomChangeReason? reason = null)
     {
         var current = entry.Current;
         if (current is null)
         {
-            Publish(entry, room, RoomRouting.FromSnapshot(fresh));
+            Publish(entry, room, RoomRouting.FromSnapshot(fresh), reason);
             return;
         }
 
@@ -416,7 +418,7 @@ public sealed partial class RoomRoutingTable
         {
             if (fresh.Version > current.Version)
             {
-                Publish(entry, room, RoomRouting.FromSnapshot(fresh));
+                Publish(entry, room, RoomRouting.FromSnapshot(fresh), reason);
             }
 
             return;
