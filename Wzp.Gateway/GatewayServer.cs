@@ -340,11 +340,16 @@ public sealed partial class GatewayServer : IAsyncDisposable
     /// <summary>Takes a member that never became ready out of forwarding (the room already removed it).</summary>
     internal void CutOff(LocalMember member)
     {
-        lock (member.Gate) member.Evicted = true;
+        bool counted;
+        lock (member.Gate)
+        {
+            counted = member.Evicted; // OnRoomChanged may have evicted it already (the room emptied meanwhile)
+            member.Evicted = true;
+        }
         member.Connection.SetDatagramHandler(_dropUnknown);
         _forwarder.RemoveLocal(member);
         Counters.OnSession(-1);
-        Counters.OnEviction();
+        if (!counted) Counters.OnEviction();
     }
 
     internal void RefreshLinks(string room)
