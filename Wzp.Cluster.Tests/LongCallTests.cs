@@ -35,12 +35,7 @@ public sealed class LongCallTests(ClusterFixture fixture)
 
         // And they keep talking past the deadline of Bob's join too.
         await Task.Delay(PastTheRekeyDeadline);
-        const int frames = 200;
-        var heardByBob = Speech.ListenAsync(bob, frames, TimeSpan.FromSeconds(20));
-        var heardByAlice = Speech.ListenAsync(alice, frames, TimeSpan.FromSeconds(20));
-        await Task.WhenAll(Speech.TalkAsync(alice, "alice", frames), Speech.TalkAsync(bob, "bob", frames));
-        Assert.Equal(frames, (await heardByBob).Count(f => f.Source == alice.Slot));
-        Assert.Equal(frames, (await heardByAlice).Count(f => f.Source == bob.Slot));
+        await AssertHearsAsync(alice, "alice", bob, frames: 200, bothWays: true);
         Assert.False(alice.Completion.IsCompleted || bob.Completion.IsCompleted, "nobody was cut off");
     }
 
@@ -60,12 +55,7 @@ public sealed class LongCallTests(ClusterFixture fixture)
         await Eventually.True(() => first.HasLinkTo(second.Options.GatewayId) && second.HasLinkTo(first.Options.GatewayId),
             TimeSpan.FromSeconds(10), "the gateways linked");
 
-        const int frames = 200;
-        var heardByBob = Speech.ListenAsync(bob, frames, TimeSpan.FromSeconds(20));
-        var heardByAlice = Speech.ListenAsync(alice, frames, TimeSpan.FromSeconds(20));
-        await Task.WhenAll(Speech.TalkAsync(alice, "alice", frames), Speech.TalkAsync(bob, "bob", frames));
-        Assert.Equal(frames, (await heardByBob).Count(f => f.Source == alice.Slot));
-        Assert.Equal(frames, (await heardByAlice).Count(f => f.Source == bob.Slot));
+        await AssertHearsAsync(alice, "alice", bob, frames: 200, bothWays: true);
     }
 
     [Fact]
@@ -111,10 +101,7 @@ public sealed class LongCallTests(ClusterFixture fixture)
         await Eventually.True(() => alice.State == ClientState.Joined && alice.Gateway.Port == second.ClientEndPoint.Port,
             TimeSpan.FromSeconds(15), "alice reconnected through the second gateway");
         await Eventually.True(() => alice.Others.Count == 1 && bob.Others.Count == 1, TimeSpan.FromSeconds(10), "both list each other again");
-        const int frames = 100;
-        var heardByBob = Speech.ListenAsync(bob, frames, TimeSpan.FromSeconds(20));
-        await Speech.TalkAsync(alice, "alice", frames);
-        Assert.Equal(frames, (await heardByBob).Count(f => f.Source == alice.Slot));
+        await AssertHearsAsync(alice, "alice", bob, frames: 100, bothWays: false);
     }
 
     [Fact]
@@ -176,10 +163,7 @@ public sealed class LongCallTests(ClusterFixture fixture)
             // Her former self on the first gateway is replaced in the room (one identity, one member) and cut off there.
             await Eventually.True(() => first.Counters.Sessions == 0, TimeSpan.FromSeconds(5), "the first gateway let go of alice");
             Assert.Single((await fixture.Client.GetGrain<IRoomGrain>(room).GetSnapshot()).Members, m => m.Alias == "alice");
-            const int frames = 100;
-            var heardByBob = Speech.ListenAsync(bob, frames, TimeSpan.FromSeconds(20));
-            await Speech.TalkAsync(alice, "alice", frames);
-            Assert.Equal(frames, (await heardByBob).Count(f => f.Source == alice.Slot));
+            await AssertHearsAsync(alice, "alice", bob, frames: 100, bothWays: false);
         }
         finally
         {
@@ -213,6 +197,17 @@ public sealed class LongCallTests(ClusterFixture fixture)
         await Eventually.True(() => bob.Others.Count == 1 && bob.Others[0].Slot == again.Slot, TimeSpan.FromSeconds(10), "bob lists alice once, at her new slot");
         var members = (await fixture.Client.GetGrain<IRoomGrain>(room).GetSnapshot()).Members;
         Assert.Equal([bob.Slot, again.Slot], members.Select(m => (int)m.Slot).Order());
+    }
+
+    // Alice sends `frames` frames and Bob receives every one of them (and the other way round when asked, Bob
+    // answering as "bob" at the same time).
+    private static async Task AssertHearsAsync(WzpClient alice, string aliceName, WzpClient bob, int frames, bool bothWays)
+    {
+        var heardByBob = Speech.ListenAsync(bob, frames, TimeSpan.FromSeconds(20));
+        var heardByAlice = bothWays ? Speech.ListenAsync(alice, frames, TimeSpan.FromSeconds(20)) : null;
+        await Task.WhenAll(Speech.TalkAsync(alice, aliceName, frames), bothWays ? Speech.TalkAsync(bob, "bob", frames) : Task.CompletedTask);
+        Assert.Equal(frames, (await heardByBob).Count(f => f.Source == alice.Slot));
+        if (heardByAlice is not null) Assert.Equal(frames, (await heardByAlice).Count(f => f.Source == bob.Slot));
     }
 
     private static int FreeUdpPort()

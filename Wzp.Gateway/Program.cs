@@ -20,19 +20,7 @@ if (GatewayProcess.CheckCredential(builder.Configuration, TimeProvider.System) i
     return GatewayProcess.StartupFailureExitCode;
 }
 
-using (var loggers = LoggerFactory.Create(logging => logging.AddConsole()))
-{
-    using var interrupted = new CancellationTokenSource();
-    Console.CancelKeyPress += (_, e) => { e.Cancel = true; interrupted.Cancel(); };
-    try
-    {
-        await RedisWait.UntilReachableAsync(builder.Configuration, loggers.CreateLogger("Wzp.Gateway"), interrupted.Token);
-    }
-    catch (OperationCanceledException)
-    {
-        return 130;
-    }
-}
+if (!await RedisWait.BeforeStartAsync(builder.Configuration, "Wzp.Gateway")) return 130;
 
 builder.AddWzpGatewayProcess();
 await builder.Build().RunAsync();

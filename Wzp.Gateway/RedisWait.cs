@@ -49,6 +49,35 @@ public static partial class RedisWait
         }
     }
 
+    /// <summary>
+    /// What a process's Main runs before building its host: <see cref="UntilReachableAsync"/> with a console
+    /// logger of <paramref name="category"/>, ended by Ctrl+C. False when interrupted (exit with 130).
+    /// </summary>
+    public static async Task<bool> BeforeStartAsync(IConfiguration configuration, string category)
+    {
+        using var loggers = LoggerFactory.Create(logging => logging.AddConsole());
+        using var interrupted = new CancellationTokenSource();
+        ConsoleCancelEventHandler cancel = (_, e) =>
+        {
+            e.Cancel = true;
+            interrupted.Cancel();
+        };
+        Console.CancelKeyPress += cancel;
+        try
+        {
+            await UntilReachableAsync(configuration, loggers.CreateLogger(category), interrupted.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= cancel;
+        }
+    }
+
     private static partial class Log
     {
         [LoggerMessage(EventId = 900, Level = LogLevel.Warning,

@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 using Wzp.Gateway;
 using Wzp.Silo;
 
@@ -20,19 +19,7 @@ builder.AddWzpSilo();
 if (hostsGateway)
     builder.Services.AddWzpGateway(builder.Configuration, allInOne: true);
 // A silo started before Redis is reachable waits for it (and says so) instead of failing inside Orleans' start.
-using (var loggers = LoggerFactory.Create(logging => logging.AddConsole()))
-{
-    using var interrupted = new CancellationTokenSource();
-    Console.CancelKeyPress += (_, e) => { e.Cancel = true; interrupted.Cancel(); };
-    try
-    {
-        await RedisWait.UntilReachableAsync(builder.Configuration, loggers.CreateLogger("Wzp.Silo"), interrupted.Token);
-    }
-    catch (OperationCanceledException)
-    {
-        return 130;
-    }
-}
+if (!await RedisWait.BeforeStartAsync(builder.Configuration, "Wzp.Silo")) return 130;
 
 await builder.Build().RunAsync();
 return 0;
