@@ -76,6 +76,69 @@ public sealed class DirectoryTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task RestartedGateway_KeepsTheMembersOfItsNewProcess_ThroughALateEvictionOfTheOldOne_AndPastTheRekeyDeadline()
+    {
+        var data = new TestData(415);
+        var room = data.RoomName();
+        var gatewayId = data.GatewayId();
+        var grain = fixture.Client.GetGrain<IRoomGrain>(room);
+        await using var watcher = await TestGateway.StartAsync(fixture, data.GatewayId());
+        await watcher.JoinAsync(room, data.Member());
+        var old = new ManualGateway(fixture.Client, gatewayId);
+        await old.RegisterAsync();
+        Assert.Equal(JoinStatus.Joined, (await old.Rooms.JoinAsync(room, data.Fingerprint(), "before-restart")).Status);
+
+        // The old process dies (no more heartbeats); the new one gets the id once the directory let go of it.
+        var restarted = new ManualGateway(fixture.Client, gatewayId);
+        await Task.Delay(fixture.Options.GatewayHeartbeatPeriod * 3);
+        await restarted.RegisterAsync();
+        await using var heartbeats = restarted.StartHeartbeats(fixture.Options.GatewayHeartbeatPeriod);
+        Assert.Equal(JoinStatus.Joined, (await restarted.Rooms.JoinAsync(room, data.Fingerprint(), "after-restart")).Status);
+        await Eventually.True(
+            async () => (await grain.GetSnapshot()).Members.Where(m => m.GatewayId == gatewayId).Select(m => m.Alias).SequenceEqual(["after-restart"]),
+            Patience,
+            "the room lists the new process's member and not the old one's");
+
+        // The eviction meant for the old process, delivered late (it is one-way, through another silo).
+        await grain.EvictGateway(gatewayId, old.InstanceId);
+        // Longer than the rekey deadline: the new process's reports count, so the room keeps it.
+        await Task.Delay(fixture.Options.RekeyTimeout * 2 + TimeSpan.FromSeconds(1));
+        var members = (await grain.GetSnapshot()).Members;
+        Assert.Equal(["after-restart"], members.Where(m => m.GatewayId == gatewayId).Select(m => m.Alias));
+        Assert.Equal(2, members.Length);
+        Assert.True(restarted.Rooms.Get(room)?.Members.Any(m => m.Alias == "after-restart"), "the new process still routes its member");
+    }
+
+    [Fact]
+    public async Task RekeyReport_OfAnEarlierProcessOrRoomActivation_DoesNotCountForTheCurrentOne()
+    {
+        var data = new TestData(416);
+        var room = data.RoomName();
+        var grain = fixture.Client.GetGrain<IRoomGrain>(room);
+        await using var watcher = await TestGateway.StartAsync(fixture, data.GatewayId());
+        await watcher.JoinAsync(room, data.Member());
+        // A gateway that never reports a rekey itself: only the forged reports below could save it.
+        var silent = new ManualGateway(fixture.Client, data.GatewayId()) { Drop = _ => true };
+        await silent.RegisterAsync();
+        await using var heartbeats = silent.StartHeartbeats(fixture.Options.GatewayHeartbeatPeriod);
+        Assert.Equal(JoinStatus.Joined, (await silent.Rooms.JoinAsync(room, data.Fingerprint(), data.Alias())).Status);
+        // A newcomer elsewhere starts an epoch the silent gateway owes (it drops the push that announces it). The
+        // room's periodic rekey is due EpochPeriod after its first join, a moment before this one.
+        await watcher.JoinAsync(room, data.Member());
+        var stamp = await grain.GetStamp();
+        await grain.ReportRekeyComplete(new RekeyReport(silent.Id, long.MaxValue, Guid.NewGuid(), stamp.Incarnation));
+        await grain.ReportRekeyComplete(new RekeyReport(silent.Id, long.MaxValue, silent.InstanceId, Guid.NewGuid()));
+
+        // Evicted at the deadline of the epoch it owes. Had a forged report counted, it would owe only the next
+        // periodic epoch and be evicted one EpochPeriod later: the wait stops short of that.
+        await Eventually.True(
+            async () => (await grain.GetSnapshot()).Members.All(m => m.GatewayId != silent.Id),
+            fixture.Options.RekeyTimeout + fixture.Options.EpochPeriod / 2,
+            "the gateway that owed the rekey was evicted at that epoch's deadline");
+        Assert.Contains(watcher.EventsOf(room), e => e.Reason == RoomChangeReason.RekeyTimeout);
+    }
+
+    [Fact]
     public async Task StoppedGateway_Unregisters_AndItsMembersAreEvicted()
     {
         var data = new TestData(415);

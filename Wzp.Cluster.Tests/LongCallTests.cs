@@ -70,7 +70,7 @@ public sealed class LongCallTests(ClusterFixture fixture)
         await Eventually.True(() => alice.Others.Count == 1 && bob.Others.Count == 1, TimeSpan.FromSeconds(10), "both list each other");
 
         // What the room does to a gateway the directory declared gone.
-        await fixture.Client.GetGrain<IRoomGrain>(room).EvictGateway(evicted.Options.GatewayId);
+        await fixture.Client.GetGrain<IRoomGrain>(room).EvictGateway(evicted.Options.GatewayId, Guid.Empty);
 
         var failure = await Assert.ThrowsAsync<GatewayErrorException>(() => alice.Completion.WaitAsync(TimeSpan.FromSeconds(10)));
         Assert.Equal(ErrorCodes.Unauthorized, failure.Code);

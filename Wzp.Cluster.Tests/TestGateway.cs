@@ -91,7 +91,7 @@ public sealed class ManualGateway : IGatewayObserver
     {
         _client = client;
         Id = gatewayId;
-        Rooms = new RoomRoutingTable(client, gatewayId);
+        Rooms = new RoomRoutingTable(client, gatewayId, instanceId: _instanceId);
         Rooms.Changed += change =>
         {
             if (change.Current is { } current && current.Epoch > (change.Previous?.Epoch ?? long.MinValue))
@@ -102,6 +102,9 @@ public sealed class ManualGateway : IGatewayObserver
     }
 
     public string Id { get; }
+
+    /// <summary>This "process" (a new <see cref="ManualGateway"/> with the same id is the gateway restarted).</summary>
+    public Guid InstanceId => _instanceId;
 
     public RoomRoutingTable Rooms { get; }
 

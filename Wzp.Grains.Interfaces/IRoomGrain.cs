@@ -37,7 +37,11 @@ public interface IRoomGrain : IGrainWithStringKey
     [Alias("RestoreMembers")]
     Task<RestoreResult> RestoreMembers(RestoreRequest request);
 
-    /// <summary>The directory saw the gateway go: evict its members.</summary>
+    /// <summary>
+    /// The directory saw the gateway process <paramref name="instanceId"/> go: evict its members. Members of a
+    /// later process under the same id are kept (this message can arrive after that process joined them);
+    /// <see cref="Guid.Empty"/> evicts whichever process the room knows.
+    /// </summary>
     [OneWay, Alias("EvictGateway")]
-    Task EvictGateway(string gatewayId);
+    Task EvictGateway(string gatewayId, Guid instanceId);
 }

@@ -85,12 +85,17 @@ public sealed record RoomEvent(
 /// when it serves none. A room of another incarnation (it re-activated and lost them) answers
 /// <see cref="JoinStatus.RestoreFirst"/> until the gateway restored them, so a newcomer never takes their slots.
 /// </param>
+/// <param name="GatewayInstance">
+/// The gateway process (<see cref="GatewayRegistration.InstanceId"/>). A room that hosts members of an earlier
+/// process under the same gateway id drops them first: that process and its connections are gone.
+/// </param>
 [GenerateSerializer, Immutable, Alias("wzp.JoinRequest.v1")]
 public sealed record JoinRequest(
     [property: Id(0)] Fingerprint Fingerprint,
     [property: Id(1)] string Alias,
     [property: Id(2)] string GatewayId,
-    [property: Id(3)] Guid KnownIncarnation = default);
+    [property: Id(3)] Guid KnownIncarnation = default,
+    [property: Id(4)] Guid GatewayInstance = default);
 
 /// <summary>Outcome of a join.</summary>
 [Alias("wzp.JoinStatus.v1")]
@@ -138,17 +143,26 @@ public sealed record JoinResult(
     public static JoinResult Refused(JoinStatus status) => new(status, 0, 0, null);
 }
 
-/// <summary>A member leaving; only the gateway hosting the member may remove it.</summary>
+/// <summary>A member leaving; only the gateway process hosting the member may remove it.</summary>
 [GenerateSerializer, Immutable, Alias("wzp.LeaveRequest.v1")]
 public sealed record LeaveRequest(
     [property: Id(0)] ushort Slot,
-    [property: Id(1)] string GatewayId);
+    [property: Id(1)] string GatewayId,
+    [property: Id(2)] Guid GatewayInstance = default);
 
 /// <summary>A gateway reporting that all its members of the room finished the rekey to <see cref="Epoch"/>.</summary>
+/// <param name="GatewayId">The reporting gateway.</param>
+/// <param name="Epoch">The epoch every member of the gateway now uses (earlier ones are covered too).</param>
+/// <param name="GatewayInstance">The reporting process: a late report of a previous process with the same id
+/// must not count for the members of the current one.</param>
+/// <param name="RoomIncarnation">The room activation whose epoch this is: a report to an earlier activation
+/// counts for nothing in this one.</param>
 [GenerateSerializer, Immutable, Alias("wzp.RekeyReport.v1")]
 public sealed record RekeyReport(
     [property: Id(0)] string GatewayId,
-    [property: Id(1)] long Epoch);
+    [property: Id(1)] long Epoch,
+    [property: Id(2)] Guid GatewayInstance = default,
+    [property: Id(3)] Guid RoomIncarnation = default);
 
 /// <summary>
 /// A gateway re-registering its local members with a room that re-activated (it lost its in-memory state).
@@ -160,13 +174,15 @@ public sealed record RekeyReport(
 /// <param name="Observer">
 /// The gateway's push target, for a room that cannot find the gateway in the directory (lost with its silo).
 /// </param>
+/// <param name="GatewayInstance">The gateway process the members belong to.</param>
 [GenerateSerializer, Immutable, Alias("wzp.RestoreRequest.v1")]
 public sealed record RestoreRequest(
     [property: Id(0)] string GatewayId,
     [property: Id(1)] ImmutableArray<RoomMember> Members,
     [property: Id(2)] long LastVersion,
     [property: Id(3)] long LastEpoch,
-    [property: Id(4)] IGatewayObserver? Observer = null);
+    [property: Id(4)] IGatewayObserver? Observer = null,
+    [property: Id(5)] Guid GatewayInstance = default);
 
 /// <summary>Result of a restore.</summary>
 /// <param name="Snapshot">The room after the restore.</param>

@@ -217,7 +217,7 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
     {
         foreach (var room in entry.Rooms)
         {
-            GrainFactory.GetGrain<IRoomGrain>(room).EvictGateway(gatewayId).Ignore();
+            GrainFactory.GetGrain<IRoomGrain>(room).EvictGateway(gatewayId, entry.Registration.InstanceId).Ignore();
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -74,9 +75,9 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             return JoinResult.Refused(JoinStatus.Invalid);
         }
 
-        var stale = request.KnownIncarnation != Guid.Empty && request.KnownIncarnation != _incarnation;
+        var restoreFirst = request.KnownIncarnation != Guid.Empty && request.KnownIncarnation != _incarnation;
         _restore.FirstCall(newcomer: request.KnownIncarnation == Guid.Empty);
-        if (stale && !_restore.Answered(request.GatewayId))
+        if (restoreFirst && !_restore.Answered(request.GatewayId))
         {
             // This gateway serves members of a previous activation: they keep their slots, so they come first.
             return JoinResult.Refused(JoinStatus.RestoreFirst);
@@ -88,7 +89,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             return JoinResult.Refused(JoinStatus.RoomFull);
         }
 
-        var gateway = await AttachGatewayAsync(request.GatewayId);
+        var (gateway, stale) = await AttachGatewayAsync(request.GatewayId, request.GatewayInstance);
         if (gateway is null)
         {
             return JoinResult.Refused(JoinStatus.GatewayNotRegistered);
@@ -100,6 +101,11 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             if (gateway.MemberCount == 0)
             {
                 ForgetGateway(request.GatewayId);
+            }
+
+            if (!stale.IsEmpty)
+            {
+                Advance(RoomChangeReason.GatewayGone, [], stale, [], advanceEpoch: true);
             }
 
             return JoinResult.Refused(JoinStatus.Restoring);
@@ -128,7 +134,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         var member = new RoomMember(AllocateSlot(), request.Fingerprint, request.Alias, request.GatewayId);
         _members.Add(member.Slot, member);
         gateway.MemberCount++;
-        Advance(RoomChangeReason.Joined, [member], replaced, former, advanceEpoch: true);
+        Advance(RoomChangeReason.Joined, [member], [.. replaced, .. stale], former, advanceEpoch: true);
         Log.MemberJoined(_logger, RoomName, member.Slot, member.GatewayId, _epoch);
         return new JoinResult(JoinStatus.Joined, member.Slot, _epoch, Snapshot());
     }
@@ -139,7 +145,8 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         ArgumentNullException.ThrowIfNull(request);
         _restore.FirstCall(newcomer: false);
         if (!_members.TryGetValue(request.Slot, out var member)
-            || !string.Equals(member.GatewayId, request.GatewayId, StringComparison.Ordinal))
+            || !string.Equals(member.GatewayId, request.GatewayId, StringComparison.Ordinal)
+            || !SameProcess(_gateways[member.GatewayId].InstanceId, request.GatewayInstance))
         {
             return Task.FromResult(false);
         }
@@ -171,7 +178,9 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     {
         ArgumentNullException.ThrowIfNull(report);
         _restore.FirstCall(newcomer: false);
-        if (_gateways.TryGetValue(report.GatewayId, out var gateway))
+        if ((report.RoomIncarnation == Guid.Empty || report.RoomIncarnation == _incarnation)
+            && _gateways.TryGetValue(report.GatewayId, out var gateway)
+            && SameProcess(gateway.InstanceId, report.GatewayInstance))
         {
             // A report covers every earlier epoch too: a gateway that coalesced several rekeys into one is done.
             while (gateway.PendingRekeys.TryPeek(out var pending) && pending.Epoch <= report.Epoch)
@@ -205,8 +214,13 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
         // The directory may have lost this gateway with its own silo; the gateway re-registers at its next
         // heartbeat, and its members must not be dropped meanwhile: the observer it sent is enough to reach it.
-        var gateway = await AttachGatewayAsync(request.GatewayId)
-            ?? (request.Observer is { } observer ? AdoptUnregisteredGateway(request.GatewayId, observer) : null);
+        var (gateway, stale) = await AttachGatewayAsync(request.GatewayId, request.GatewayInstance);
+        if (gateway is null && request.Observer is { } observer
+            && (!_gateways.TryGetValue(request.GatewayId, out var known) || SameProcess(known.InstanceId, request.GatewayInstance)))
+        {
+            gateway = AdoptUnregisteredGateway(request.GatewayId, observer, request.GatewayInstance);
+        }
+
         if (gateway is null)
         {
             return new RestoreResult(Snapshot(), slots);
@@ -248,7 +262,16 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         {
             _version = Math.Max(_version, request.LastVersion);
             _epoch = Math.Max(_epoch, request.LastEpoch);
-            Advance(RoomChangeReason.Restored, restored.ToImmutable(), [], formerGateways: [], advanceEpoch: false);
+            Advance(RoomChangeReason.Restored, restored.ToImmutable(), stale, formerGateways: [], advanceEpoch: !stale.IsEmpty);
+        }
+        else if (!stale.IsEmpty)
+        {
+            if (gateway.MemberCount == 0)
+            {
+                ForgetGateway(request.GatewayId);
+            }
+
+            Advance(RoomChangeReason.GatewayGone, [], stale, [gateway], advanceEpoch: true);
         }
         else if (gateway.MemberCount == 0)
         {
@@ -264,11 +287,21 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     }
 
     /// <inheritdoc/>
-    public Task EvictGateway(string gatewayId)
+    public Task EvictGateway(string gatewayId, Guid instanceId)
     {
+        if (_gateways.TryGetValue(gatewayId, out var gateway) && !SameProcess(gateway.InstanceId, instanceId))
+        {
+            // Meant for an earlier process under this id; the room already serves the current one.
+            Log.StaleEvictionIgnored(_logger, RoomName, gatewayId);
+            return Task.CompletedTask;
+        }
+
         Evict(gatewayId, RoomChangeReason.GatewayGone);
         return Task.CompletedTask;
     }
+
+    // Empty stands for "whichever process": requests of tests and tools that do not name one.
+    private static bool SameProcess(Guid a, Guid b) => a == Guid.Empty || b == Guid.Empty || a == b;
 
     private RoomSnapshot Snapshot() =>
         _snapshot ??= new RoomSnapshot(RoomName, _incarnation, _version, _epoch, [.. _members.Values.OrderBy(member => member.Slot)]);
@@ -290,30 +323,58 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         throw new InvalidOperationException("No free slot although the room is below its limit.");
     }
 
-    private async Task<HostingGateway?> AttachGatewayAsync(string gatewayId)
+    // The gateway process that sends a request, attached to the room. A request from a new process under a known
+    // id means the earlier process is gone: its members are taken out of the room here and returned, for the
+    // caller to announce in the change it makes anyway (an eviction of its own could empty the room mid-join).
+    private async Task<(HostingGateway? Gateway, ImmutableArray<ushort> Stale)> AttachGatewayAsync(string gatewayId, Guid instanceId)
     {
-        if (_gateways.TryGetValue(gatewayId, out var gateway))
+        _gateways.TryGetValue(gatewayId, out var known);
+        if (known is not null && SameProcess(known.InstanceId, instanceId))
         {
-            return gateway;
+            return (known, []);
         }
 
         var registration = await GrainFactory.GetGatewayDirectory().AttachRoom(gatewayId, RoomName);
-        if (registration is null)
+        if (registration is null || !SameProcess(registration.InstanceId, instanceId))
         {
             Log.GatewayNotRegistered(_logger, RoomName, gatewayId);
-            return null;
+            return (null, []);
         }
 
-        gateway = new HostingGateway(registration.Observer);
-        _gateways.Add(gatewayId, gateway);
+        var stale = ImmutableArray<ushort>.Empty;
+        if (known is not null)
+        {
+            stale = RemoveMembersOf(gatewayId);
+            Log.GatewayEvicted(_logger, RoomName, gatewayId, stale.Length, RoomChangeReason.GatewayGone);
+            SiloMetrics.OnGatewayEvicted(RoomChangeReason.GatewayGone);
+        }
+
+        var gateway = new HostingGateway(registration.Observer, registration.InstanceId);
+        _gateways[gatewayId] = gateway;
+        return (gateway, stale);
+    }
+
+    private HostingGateway AdoptUnregisteredGateway(string gatewayId, IGatewayObserver observer, Guid instanceId)
+    {
+        var stale = RemoveMembersOf(gatewayId);
+        Debug.Assert(stale.IsEmpty, "only a gateway the room does not know, or knows as this process, is adopted");
+        var gateway = new HostingGateway(observer, instanceId);
+        _gateways[gatewayId] = gateway;
         return gateway;
     }
 
-    private HostingGateway AdoptUnregisteredGateway(string gatewayId, IGatewayObserver observer)
+    private ImmutableArray<ushort> RemoveMembersOf(string gatewayId)
     {
-        var gateway = new HostingGateway(observer);
-        _gateways.Add(gatewayId, gateway);
-        return gateway;
+        var slots = _members.Values
+            .Where(member => string.Equals(member.GatewayId, gatewayId, StringComparison.Ordinal))
+            .Select(member => member.Slot)
+            .ToImmutableArray();
+        foreach (var slot in slots)
+        {
+            _members.Remove(slot);
+        }
+
+        return slots;
     }
 
     // Returns the gateway when this was its last member here, so the change is still pushed to it.
@@ -345,15 +406,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             return;
         }
 
-        var slots = _members.Values
-            .Where(member => string.Equals(member.GatewayId, gatewayId, StringComparison.Ordinal))
-            .Select(member => member.Slot)
-            .ToImmutableArray();
-        foreach (var slot in slots)
-        {
-            _members.Remove(slot);
-        }
-
+        var slots = RemoveMembersOf(gatewayId);
         ForgetGateway(gatewayId);
         Log.GatewayEvicted(_logger, RoomName, gatewayId, slots.Length, reason);
         SiloMetrics.OnGatewayEvicted(reason);
@@ -518,7 +571,15 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         {
             if (_gateways.TryGetValue(registration.GatewayId, out var gateway))
             {
-                gateway.Observer = registration.Observer;
+                if (SameProcess(gateway.InstanceId, registration.InstanceId))
+                {
+                    gateway.Observer = registration.Observer;
+                }
+                else
+                {
+                    // Another process holds the id now: the members here were the earlier one's.
+                    Evict(registration.GatewayId, RoomChangeReason.GatewayGone);
+                }
             }
         }
 
@@ -565,9 +626,11 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             InviteRestoreAsync,
             new GrainTimerCreationOptions { DueTime = due, Period = Timeout.InfiniteTimeSpan, KeepAlive = false });
 
-    private sealed class HostingGateway(IGatewayObserver observer)
+    private sealed class HostingGateway(IGatewayObserver observer, Guid instanceId)
     {
         public IGatewayObserver Observer { get; set; } = observer;
+
+        public Guid InstanceId { get; } = instanceId;
 
         public int MemberCount { get; set; }
 
@@ -606,6 +669,10 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         [LoggerMessage(EventId = 2010, Level = LogLevel.Information,
             Message = "Room {Room}: slot {Slot} of gateway {GatewayId} replaced by the same identity joining again")]
         public static partial void MemberReplaced(ILogger logger, string room, ushort slot, string gatewayId);
+
+        [LoggerMessage(EventId = 2011, Level = LogLevel.Information,
+            Message = "Room {Room}: an eviction of an earlier process of gateway {GatewayId} was ignored; its current process keeps its members")]
+        public static partial void StaleEvictionIgnored(ILogger logger, string room, string gatewayId);
 
         [LoggerMessage(EventId = 2009, Level = LogLevel.Warning, Message = "Room {Room}: inviting gateways to restore failed")]
         public static partial void InviteFailed(ILogger logger, string room, Exception exception);

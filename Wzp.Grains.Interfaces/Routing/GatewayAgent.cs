@@ -52,7 +52,7 @@ public sealed partial class GatewayAgent : IAsyncDisposable
         _timeProvider = timeProvider ?? TimeProvider.System;
         loggerFactory ??= NullLoggerFactory.Instance;
         _logger = loggerFactory.CreateLogger<GatewayAgent>();
-        Rooms = new RoomRoutingTable(grainFactory, identity.GatewayId, loggerFactory.CreateLogger<RoomRoutingTable>())
+        Rooms = new RoomRoutingTable(grainFactory, identity.GatewayId, loggerFactory.CreateLogger<RoomRoutingTable>(), _instanceId)
         {
             Observer = () => _observerReference,
             Reregister = () => _observerReference is null ? Task.CompletedTask : RegisterAsync(),

@@ -34,8 +34,9 @@ public sealed partial class RoomRoutingTable
 
     private static readonly TimeSpan MaxRestoreRetryDelay = TimeSpan.FromMilliseconds(250);
 
-    /// <summary>Creates the table of gateway <paramref name="gatewayId"/>.</summary>
-    public RoomRoutingTable(IGrainFactory grainFactory, string gatewayId, ILogger<RoomRoutingTable>? logger = null)
+    /// <summary>Creates the table of gateway <paramref name="gatewayId"/>, process <paramref name="instanceId"/>
+    /// (<see cref="GatewayRegistration.InstanceId"/>; a fresh one when not given).</summary>
+    public RoomRoutingTable(IGrainFactory grainFactory, string gatewayId, ILogger<RoomRoutingTable>? logger = null, Guid instanceId = default)
     {
         ArgumentNullException.ThrowIfNull(grainFactory);
         if (!RoomLimits.IsValidGatewayId(gatewayId))
@@ -45,11 +46,16 @@ public sealed partial class RoomRoutingTable
 
         _grainFactory = grainFactory;
         GatewayId = gatewayId;
+        InstanceId = instanceId == Guid.Empty ? Guid.NewGuid() : instanceId;
         _logger = logger ?? NullLogger<RoomRoutingTable>.Instance;
     }
 
     /// <summary>The gateway this table belongs to.</summary>
     public string GatewayId { get; }
+
+    /// <summary>The gateway process this table belongs to: what its requests carry, so that a room tells this
+    /// process's members from those of an earlier process with the same <see cref="GatewayId"/>.</summary>
+    public Guid InstanceId { get; }
 
     /// <summary>Raised after a room's picture changed (under the room's gate: keep handlers short).</summary>
     public event Action<RoomRoutingChange>? Changed;
@@ -168,7 +174,7 @@ public sealed partial class RoomRoutingTable
             // The incarnation this gateway's members of the room belong to: a room that re-activated since
             // refuses newcomers from here until those members are restored (they keep their slots).
             var known = tracked.Current is { } current ? current.Incarnation : Guid.Empty;
-            result = await Room(room).Join(new JoinRequest(fingerprint, alias, GatewayId, known)).ConfigureAwait(false);
+            result = await Room(room).Join(new JoinRequest(fingerprint, alias, GatewayId, known, InstanceId)).ConfigureAwait(false);
             if (result.Status == JoinStatus.RestoreFirst && restores++ < MaxRestoresPerJoin)
             {
                 // Restores this gateway's members into the room that re-activated, then the join is retried.
@@ -268,12 +274,12 @@ public sealed partial class RoomRoutingTable
             }
         }
 
-        return await Room(room).Leave(new LeaveRequest(slot, GatewayId)).ConfigureAwait(false);
+        return await Room(room).Leave(new LeaveRequest(slot, GatewayId, InstanceId)).ConfigureAwait(false);
     }
 
     /// <summary>Tells the room that every member of this gateway finished the rekey to <paramref name="epoch"/>.</summary>
     public Task ReportRekeyCompleteAsync(string room, long epoch) =>
-        Room(room).ReportRekeyComplete(new RekeyReport(GatewayId, epoch));
+        Room(room).ReportRekeyComplete(new RekeyReport(GatewayId, epoch, InstanceId, Get(room)?.Incarnation ?? Guid.Empty));
 
     /// <summary>Applies a pushed event: in order it is applied, after a gap a snapshot is fetched.</summary>
     public async Task ApplyAsync(RoomEvent roomEvent)
@@ -328,7 +334,7 @@ public sealed partial class RoomRoutingTable
         if (!_rooms.TryGetValue(invitation.Room, out var entry) || entry.Current is null)
         {
             // Nothing to restore; answering lets the room admit joins without waiting out its restore window.
-            await Room(invitation.Room).RestoreMembers(new RestoreRequest(GatewayId, [], 0, 0)).ConfigureAwait(false);
+            await Room(invitation.Room).RestoreMembers(new RestoreRequest(GatewayId, [], 0, 0, GatewayInstance: InstanceId)).ConfigureAwait(false);
             return;
         }
 
@@ -436,7 +442,7 @@ public sealed partial class RoomRoutingTable
         if (!local.IsEmpty)
         {
             var result = await Room(room)
-                .RestoreMembers(new RestoreRequest(GatewayId, local, current.Version, current.Epoch, Observer?.Invoke()))
+                .RestoreMembers(new RestoreRequest(GatewayId, local, current.Version, current.Epoch, Observer?.Invoke(), InstanceId))
                 .WaitAsync(PollTimeout)
                 .ConfigureAwait(false);
             Log.Restored(_logger, room, local.Length, result.Rejected.Length);
@@ -501,7 +507,7 @@ public sealed partial class RoomRoutingTable
     {
         try
         {
-            await Room(room).Leave(new LeaveRequest(slot, GatewayId)).ConfigureAwait(false);
+            await Room(room).Leave(new LeaveRequest(slot, GatewayId, InstanceId)).ConfigureAwait(false);
         }
         catch (Exception exception)
         {
