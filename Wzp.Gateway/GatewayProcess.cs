@@ -149,8 +149,8 @@ internal sealed record GatewayClusterSettings(string ClusterId, string ServiceId
 }
 
 /// <summary>
-/// Healthy when the gateway is running and the directory (reached through Orleans, so the client is connected)
-/// lists this gateway's id.
+/// Healthy when the gateway is running and the cluster counts it as live: the directory confirmed it within the
+/// expiry, or did not answer while the other silos did (see <see cref="Wzp.Grains.Routing.GatewayAgent.SinceConfirmed"/>).
 /// </summary>
 internal sealed class GatewayHealthProbe(GatewayHost host, IOptions<GatewayOptions> options, IOptions<ControlPlaneOptions> controlPlane) : IHealthProbe
 {
@@ -167,7 +167,7 @@ internal sealed class GatewayHealthProbe(GatewayHost host, IOptions<GatewayOptio
         var since = started.Result.Agent.SinceConfirmed;
         var expiry = controlPlane.Value.GatewayExpiry;
         return Task.FromResult(since is { } s && s < expiry
-            ? new HealthResult(true, $"cluster reachable; '{gatewayId}' confirmed by the directory {s.TotalSeconds:0.0} s ago")
-            : new HealthResult(false, $"'{gatewayId}' not confirmed by the directory for {(since ?? expiry).TotalSeconds:0.0} s (expiry {expiry.TotalSeconds:0} s)"));
+            ? new HealthResult(true, $"cluster reachable; '{gatewayId}' confirmed {s.TotalSeconds:0.0} s ago")
+            : new HealthResult(false, $"'{gatewayId}' not confirmed by the directory, and the cluster unreachable, for {(since ?? expiry).TotalSeconds:0.0} s (expiry {expiry.TotalSeconds:0} s)"));
     }
 }

@@ -18,6 +18,8 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
     private readonly Dictionary<string, Entry> _gateways = new(StringComparer.Ordinal);
     private long _activatedAt;
     private bool _recovering; // evidence that this activation lost the registrations of a previous one
+    private StallWatch _stalls = null!;
+    private TimeSpan _sweepPeriod;
 
     /// <summary>Created by Orleans.</summary>
     public GatewayDirectoryGrain(IOptions<ControlPlaneOptions> options, TimeProvider timeProvider, ILogger<GatewayDirectoryGrain> logger)
@@ -33,8 +35,11 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
         _activatedAt = _timeProvider.GetTimestamp();
         // A quarter of the expiry bounds how late an expiry is noticed; KeepAlive because the registrations
         // exist only in this activation's memory.
-        var period = _options.GatewayExpiry / 4;
+        var period = _sweepPeriod = _options.GatewayExpiry / 4;
+        _stalls = new StallWatch(_timeProvider, period);
+        _stalls.Expect(period);
         this.RegisterGrainTimer(ExpireSilentGateways, new GrainTimerCreationOptions { DueTime = period, Period = period, KeepAlive = true });
+        Log.Activated(_logger);
         return Task.CompletedTask;
     }
 
@@ -200,6 +205,21 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
 
     private Task ExpireSilentGateways(CancellationToken cancellationToken)
     {
+        var stall = _stalls.Stalled();
+        _stalls.Expect(_sweepPeriod);
+        if (stall > TimeSpan.Zero)
+        {
+            // This directory could not run (its silo hung): heartbeats that queued up meanwhile are only now being
+            // delivered. The stall does not count as the gateways' silence.
+            Log.Stalled(_logger, stall);
+            foreach (var entry in _gateways.Values)
+            {
+                entry.LastSeenTimestamp = _stalls.Shift(entry.LastSeenTimestamp, stall);
+            }
+
+            return Task.CompletedTask;
+        }
+
         var silent = _gateways
             .Where(pair => _timeProvider.GetElapsedTime(pair.Value.LastSeenTimestamp) > _options.GatewayExpiry)
             .ToList();
@@ -238,6 +258,13 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
 
     private static partial class Log
     {
+        [LoggerMessage(EventId = 2121, Level = LogLevel.Debug, Message = "Gateway directory activated")]
+        public static partial void Activated(ILogger logger);
+
+        [LoggerMessage(EventId = 2122, Level = LogLevel.Warning,
+            Message = "The gateway directory could not run for {Stall} (its silo stalled): no gateway expires for that silence")]
+        public static partial void Stalled(ILogger logger, TimeSpan stall);
+
         [LoggerMessage(EventId = 2120, Level = LogLevel.Error,
             Message = "Gateway id {GatewayId} is registered by a process that is still alive: a second process with that id was refused")]
         public static partial void GatewayIdInUse(ILogger logger, string gatewayId);

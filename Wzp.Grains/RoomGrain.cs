@@ -25,6 +25,9 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private long _epoch;
     private ushort _nextSlot = 1;
     private RestorePhase _restore = null!;
+    private StallWatch _stalls = null!;
+    // A deadline timer later than this was not merely delayed by a busy machine: the room's silo stalled.
+    private static readonly TimeSpan StallTolerance = TimeSpan.FromSeconds(1);
     private RoomSnapshot? _snapshot;
     private IGrainTimer? _epochTimer;
     private IGrainTimer? _gatewayCheckTimer;
@@ -50,6 +53,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         // more than a thousand changes per millisecond of its life to get ahead, far beyond what one grain does.
         _version = _epoch = _timeProvider.GetUtcNow().ToUnixTimeMilliseconds() * 1000;
         _restore = new RestorePhase(_timeProvider, _options.RestoreWindow);
+        _stalls = new StallWatch(_timeProvider, StallTolerance);
 
         // Maybe this room existed on a silo that died: invite every live gateway to restore its members. Done
         // from a timer so that activation does not wait on the directory (whose silo may be the dead one).
@@ -525,16 +529,36 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
         if (oldest is null)
         {
+            _stalls.Expect(Timeout.InfiniteTimeSpan);
             _rekeyDeadlineTimer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             return;
         }
 
         var due = _options.RekeyTimeout - _timeProvider.GetElapsedTime(oldest.Value);
-        _rekeyDeadlineTimer.Change(due > TimeSpan.Zero ? due : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
+        due = due > TimeSpan.Zero ? due : TimeSpan.Zero;
+        _stalls.Expect(due);
+        _rekeyDeadlineTimer.Change(due, Timeout.InfiniteTimeSpan);
     }
 
     private Task OnRekeyDeadlineAsync(CancellationToken cancellationToken)
     {
+        var stall = _stalls.Stalled();
+        if (stall > TimeSpan.Zero)
+        {
+            // The room could not run (its silo hung): reports sent meanwhile are still queued behind this timer.
+            // The gateways get the time they were owed.
+            Log.Stalled(_logger, RoomName, stall);
+            foreach (var gateway in _gateways.Values)
+            {
+                var shifted = gateway.PendingRekeys.Select(p => (p.Epoch, _stalls.Shift(p.IssuedAt, stall))).ToList();
+                gateway.PendingRekeys.Clear();
+                shifted.ForEach(gateway.PendingRekeys.Enqueue);
+            }
+
+            ArmRekeyDeadline();
+            return Task.CompletedTask;
+        }
+
         var late = _gateways
             .Where(pair => pair.Value.PendingRekeys.TryPeek(out var pending)
                 && _timeProvider.GetElapsedTime(pending.IssuedAt) >= _options.RekeyTimeout)
@@ -673,6 +697,10 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         [LoggerMessage(EventId = 2011, Level = LogLevel.Information,
             Message = "Room {Room}: an eviction of an earlier process of gateway {GatewayId} was ignored; its current process keeps its members")]
         public static partial void StaleEvictionIgnored(ILogger logger, string room, string gatewayId);
+
+        [LoggerMessage(EventId = 2012, Level = LogLevel.Warning,
+            Message = "Room {Room} could not run for {Stall} (its silo stalled): rekey deadlines are extended by that much")]
+        public static partial void Stalled(ILogger logger, string room, TimeSpan stall);
 
         [LoggerMessage(EventId = 2009, Level = LogLevel.Warning, Message = "Room {Room}: inviting gateways to restore failed")]
         public static partial void InviteFailed(ILogger logger, string room, Exception exception);

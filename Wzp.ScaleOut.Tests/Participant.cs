@@ -20,13 +20,17 @@ public sealed class Participant : IAsyncDisposable
     private long _received;
     private bool _record = true;
 
-    private Participant(string name, WzpClient client)
+    private Participant(string name, WzpClient client, GatewayProcess gateway)
     {
         Name = name;
         Client = client;
+        Gateway = gateway;
     }
 
     public string Name { get; }
+
+    /// <summary>The gateway it joined through.</summary>
+    public GatewayProcess Gateway { get; }
 
     public WzpClient Client { get; }
 
@@ -39,21 +43,23 @@ public sealed class Participant : IAsyncDisposable
     public readonly record struct Heard(long Arrival, uint SentAtMs);
 
     /// <param name="record">Keep every frame's arrival (for gap checks); false only counts them (load runs).</param>
+    /// <param name="port">Where to connect instead of the gateway's own port (a load balancer in front of it).</param>
+    /// <param name="reconnect">Reconnect when the connection is lost (a member whose flow a balancer moves).</param>
     public static async Task<Participant> JoinAsync(string name, GatewayProcess gateway, string room, Fingerprint cluster, string directory,
-        CancellationToken cancellationToken = default, bool record = true)
+        CancellationToken cancellationToken = default, bool record = true, int? port = null, bool reconnect = false)
     {
         var client = await WzpClient.ConnectAsync(new WzpClientOptions
         {
-            Gateway = new GatewayAddress("127.0.0.1", gateway.QuicPort),
+            Gateway = new GatewayAddress("127.0.0.1", port ?? gateway.QuicPort),
             Identity = Identity.Generate(),
             Room = room,
             Alias = name,
             PinnedClusterFingerprint = cluster,
             KnownClustersPath = Path.Combine(directory, "known_clusters"),
-            // The test is about the relay's behaviour when a gateway dies: its clients must not come back.
-            Reconnect = false,
+            // Most members are about the relay's behaviour when a gateway dies: they must not come back.
+            Reconnect = reconnect,
         }, cancellationToken);
-        var participant = new Participant(name, client) { _record = record };
+        var participant = new Participant(name, client, gateway) { _record = record };
         participant._listening = Task.Run(participant.ListenAsync);
         participant._talking = Task.Run(participant.TalkAsync);
         return participant;

@@ -166,8 +166,28 @@ public sealed class ChildProcess : IDisposable
         }
     }
 
+    /// <summary>SIGSTOP: the process hangs with every socket open (what a stuck machine or a long GC pause looks
+    /// like to its peers), until <see cref="Resume"/>.</summary>
+    public void Pause() => Signal(19);
+
+    /// <summary>SIGCONT after <see cref="Pause"/>.</summary>
+    public void Resume() => Signal(18);
+
+    private void Signal(int signal)
+    {
+        if (!_process.HasExited && Native.kill(_process.Id, signal) != 0)
+            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed with errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+    }
+
+    private static class Native
+    {
+        [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+        public static extern int kill(int pid, int sig);
+    }
+
     public void Dispose()
     {
+        Resume();
         Kill();
         _process.Dispose();
     }

@@ -27,7 +27,14 @@ public sealed partial class ScaleOutCluster : IDisposable
         Directory = directory;
         Redis = redis;
         ClusterKey = Identity.Generate();
+        // Gateways behind one load balancer share the stateless-reset key (docs/operations.md): created once here,
+        // before any gateway races another to create it.
+        ResetKeyFile = Path.Combine(directory, "quic-reset.seed");
+        SeedFile.LoadOrCreateSecret(ResetKeyFile, out _);
     }
+
+    /// <summary>The stateless-reset key every gateway of this cluster uses.</summary>
+    public string ResetKeyFile { get; }
 
     public string Directory { get; }
 
@@ -65,6 +72,7 @@ public sealed partial class ScaleOutCluster : IDisposable
         ["Logging__LogLevel__Microsoft"] = "Warning",
         // Rooms log their activation at Debug: how the test finds the silo that hosts its room.
         ["Logging__LogLevel__Wzp.Grains.RoomGrain"] = "Debug",
+        ["Logging__LogLevel__Wzp.Grains.GatewayDirectoryGrain"] = "Debug",
         ["Logging__Console__FormatterName"] = "simple",
         ["DOTNET_gcServer"] = "0",
     };
@@ -97,7 +105,8 @@ public sealed partial class ScaleOutCluster : IDisposable
         return dataDirectory;
     }
 
-    public GatewayProcess StartGateway(string gatewayId)
+    /// <param name="processName">The name in logs and diagnostics (a restart under the same id gets its own).</param>
+    public GatewayProcess StartGateway(string gatewayId, string? processName = null)
     {
         var dataDirectory = Path.Combine(Directory, gatewayId);
         var quicPort = Ports.FreeUdp();
@@ -106,8 +115,9 @@ public sealed partial class ScaleOutCluster : IDisposable
         environment["Gateway__GatewayId"] = gatewayId;
         environment["Gateway__ListenAddress"] = $"127.0.0.1:{quicPort}";
         environment["Gateway__DataDirectory"] = dataDirectory;
+        environment["Gateway__StatelessResetKeyFile"] = ResetKeyFile;
         environment["Telemetry__PrometheusEndpoint"] = $"http://127.0.0.1:{telemetry}/";
-        var process = ChildProcess.StartDotnet(gatewayId, Builds.GatewayDll, environment, Directory, Directory);
+        var process = ChildProcess.StartDotnet(processName ?? gatewayId, Builds.GatewayDll, environment, Directory, Directory);
         _processes.Add(process);
         var gateway = new GatewayProcess(gatewayId, process, quicPort, new Uri($"http://127.0.0.1:{telemetry}/"));
         Gateways.Add(gateway);

@@ -69,13 +69,16 @@ public sealed partial class GatewayAgent : IAsyncDisposable
     public RoomRoutingTable Rooms { get; }
 
     /// <summary>
-    /// How long ago the directory last confirmed this gateway (a registration or a heartbeat it knew), or null
-    /// before the first. What health checks read: a directory that just re-activated after its silo died has
-    /// forgotten the gateway for one heartbeat, which is no reason to take the gateway out of a load balancer.
+    /// How long ago the cluster last vouched for this gateway, or null before the first time: the directory
+    /// confirmed it (a registration, or a heartbeat it knew), or the directory did not answer while the rest of
+    /// the cluster did (a directory whose silo is stuck expires no one for its own stall). What health checks
+    /// read: a directory that just re-activated after its silo died has forgotten the gateway for one heartbeat,
+    /// and a stuck one hears no gateway at all; neither is a reason to take this gateway out of a load balancer.
     /// </summary>
     public TimeSpan? SinceConfirmed => Volatile.Read(ref _confirmedAt) is var at and not 0 ? _timeProvider.GetElapsedTime(at) : null;
 
     private long _confirmedAt;
+    private int _probes;
 
     /// <summary>Reports the current load in every heartbeat; 0 when unset.</summary>
     public Func<int>? LoadProvider { get; set; }
@@ -219,7 +222,30 @@ public sealed partial class GatewayAgent : IAsyncDisposable
             catch (Exception exception) when (exception is not OperationCanceledException)
             {
                 Log.HeartbeatFailed(_logger, GatewayId, exception);
+                await ProbeClusterAsync(cancellationToken).ConfigureAwait(false);
             }
+        }
+    }
+
+    // The directory did not answer. If the cluster does, the directory's silo is stuck or moving: it cannot
+    // expire anyone meanwhile (it discounts its own stall), so this gateway is as live as before.
+    private async Task ProbeClusterAsync(CancellationToken cancellationToken)
+    {
+        if (_confirmedAt == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            // A different key each time spreads the probes over the client's connections to the silos.
+            await _grainFactory.GetGrain<IClusterProbeGrain>(Interlocked.Increment(ref _probes)).Ping()
+                .WaitAsync(CallTimeout, cancellationToken).ConfigureAwait(false);
+            Volatile.Write(ref _confirmedAt, _timeProvider.GetTimestamp());
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            Log.ClusterUnreachable(_logger, GatewayId);
         }
     }
 
@@ -283,6 +309,9 @@ public sealed partial class GatewayAgent : IAsyncDisposable
 
         [LoggerMessage(EventId = 1001, Level = LogLevel.Warning, Message = "Gateway {GatewayId}: heartbeat failed")]
         public static partial void HeartbeatFailed(ILogger logger, string gatewayId, Exception exception);
+
+        [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "Gateway {GatewayId}: neither the directory nor any silo answered")]
+        public static partial void ClusterUnreachable(ILogger logger, string gatewayId);
 
         [LoggerMessage(EventId = 1002, Level = LogLevel.Warning, Message = "Gateway {GatewayId}: unregistering failed")]
         public static partial void UnregisterFailed(ILogger logger, string gatewayId, Exception exception);
