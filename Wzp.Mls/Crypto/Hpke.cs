@@ -160,9 +160,11 @@ public sealed class Hpke
     /// <summary>DHKEM's shared secret (RFC 9180 §4.1), exposed for the known-answer tests.</summary>
     internal byte[] ExtractAndExpand(ReadOnlySpan<byte> dh, ReadOnlySpan<byte> enc, ReadOnlySpan<byte> pkR)
     {
-        Span<byte> kemContext = stackalloc byte[enc.Length + pkR.Length];
+        // Both halves are 32-byte X25519 keys by the time this runs (TryDh checked them), but the buffer is on the
+        // heap anyway so no caller-controlled length ever sizes a stack allocation.
+        var kemContext = new byte[enc.Length + pkR.Length];
         enc.CopyTo(kemContext);
-        pkR.CopyTo(kemContext[enc.Length..]);
+        pkR.CopyTo(kemContext.AsSpan(enc.Length));
         var eaePrk = LabeledExtract(_kemSuiteId, [], "eae_prk"u8, dh);
         var sharedSecret = LabeledExpand(_kemSuiteId, eaePrk, "shared_secret"u8, kemContext, SecretSize);
         CryptographicOperations.ZeroMemory(eaePrk);
