@@ -26,11 +26,12 @@ public sealed class MessageProtectionTests
             var context = new GroupContext(ProtocolVersion.Mls10, suite.Id, v.Hex("group_id"), v.GetProperty("epoch").GetUInt64(), v.Hex("tree_hash"), v.Hex("confirmed_transcript_hash"), []);
             var signaturePub = v.Hex("signature_pub");
             Func<uint, byte[]?> keys = leaf => leaf == SenderLeaf ? signaturePub : null;
+            Func<FramedContent, byte[]?> publicKeys = content => content.Sender.Type == SenderType.Member ? keys(content.Sender.Index) : null;
 
             var proposal = Tls.Decode<Proposal>(v.Hex("proposal"));
             var commit = Tls.Decode<Commit>(v.Hex("commit"));
-            CheckPublic(suite, v, context, keys, "proposal_pub", MessageBody.Of(proposal), v.Hex("proposal"));
-            CheckPublic(suite, v, context, keys, "commit_pub", MessageBody.Of(commit), v.Hex("commit"));
+            CheckPublic(suite, v, context, publicKeys, "proposal_pub", MessageBody.Of(proposal), v.Hex("proposal"));
+            CheckPublic(suite, v, context, publicKeys, "commit_pub", MessageBody.Of(commit), v.Hex("commit"));
             CheckPrivate(suite, v, context, keys, "proposal_priv", MessageBody.Of(proposal), v.Hex("proposal"));
             CheckPrivate(suite, v, context, keys, "commit_priv", MessageBody.Of(commit), v.Hex("commit"));
             CheckPrivate(suite, v, context, keys, "application_priv", MessageBody.Application(v.Hex("application")), v.Hex("application"));
@@ -40,7 +41,7 @@ public sealed class MessageProtectionTests
         }
     }
 
-    private static void CheckPublic(CipherSuite suite, JsonElement v, GroupContext context, Func<uint, byte[]?> keys, string field, MessageBody body, byte[] raw)
+    private static void CheckPublic(CipherSuite suite, JsonElement v, GroupContext context, Func<FramedContent, byte[]?> keys, string field, MessageBody body, byte[] raw)
     {
         var message = Tls.Decode<MlsMessage>(v.Hex(field)).PublicMessage!;
         Assert.True(MessageProtection.TryUnprotectPublic(suite, message, context, v.Hex("membership_key"), keys, out var result, out var error), $"{field}: {error}");

@@ -33,6 +33,8 @@ public enum UnprotectError
     MalformedContent,
     /// <summary>A commit without a confirmation tag, or another auth-data shape the content type forbids.</summary>
     MalformedAuthData,
+    /// <summary>The sender type may not send this content type (e.g. application data in a PublicMessage from a non-member).</summary>
+    SenderNotAllowed,
 }
 
 /// <summary>The authenticated content recovered from a protected message.</summary>
@@ -67,7 +69,7 @@ public static class MessageProtection
     }
 
     /// <summary>
-    /// Builds a member's PublicMessage: signature, then membership tag over AuthenticatedContentTBM.
+    /// Builds a PublicMessage: signature, then for member senders the membership tag over AuthenticatedContentTBM.
     /// <paramref name="confirmationTag"/> is required for commits and must be null otherwise. Application data is
     /// refused: RFC 9420 §6.2 requires it to travel as a PrivateMessage.
     /// </summary>
@@ -77,6 +79,8 @@ public static class MessageProtection
         ArgumentNullException.ThrowIfNull(content);
         if (content.ContentType == ContentType.Application)
             throw new InvalidOperationException("Application data must be sent as a PrivateMessage (RFC 9420 §6.2).");
+        if (CheckSenderForContent(content) != UnprotectError.None)
+            throw new InvalidOperationException($"A {content.Sender.Type} sender cannot send {content.ContentType} content.");
         CheckConfirmationTag(content, confirmationTag);
         var auth = new FramedContentAuthData(Sign(suite, content, WireFormat.PublicMessage, groupContext, signaturePrivateKey), confirmationTag);
         var message = new PublicMessage(content, auth, null);
@@ -85,10 +89,12 @@ public static class MessageProtection
     }
 
     /// <summary>
-    /// Verifies a PublicMessage from a member: group, epoch, membership tag, then signature. The signature key of
-    /// the sending leaf comes from <paramref name="signatureKeyOf"/> (null for an unknown leaf).
+    /// Verifies a PublicMessage (§6.2): group and epoch, the sender type allowed for the content type, the
+    /// membership tag for member senders, the confirmation tag's presence for commits, then the signature.
+    /// <paramref name="signatureKeyOf"/> resolves the signer: a member's leaf, an entry of external_senders, or for
+    /// new members the leaf in the commit's path or the Add's key package; null when the sender is unknown.
     /// </summary>
-    public static bool TryUnprotectPublic(CipherSuite suite, PublicMessage message, GroupContext groupContext, ReadOnlySpan<byte> membershipKey, Func<uint, byte[]?> signatureKeyOf, [NotNullWhen(true)] out UnprotectedMessage? result, out UnprotectError error)
+    public static bool TryUnprotectPublic(CipherSuite suite, PublicMessage message, GroupContext groupContext, ReadOnlySpan<byte> membershipKey, Func<FramedContent, byte[]?> signatureKeyOf, [NotNullWhen(true)] out UnprotectedMessage? result, out UnprotectError error)
     {
         ArgumentNullException.ThrowIfNull(suite);
         ArgumentNullException.ThrowIfNull(message);
@@ -98,13 +104,10 @@ public static class MessageProtection
         var content = message.Content;
         error = CheckGroupAndEpoch(content.GroupId, content.Epoch, groupContext);
         if (error != UnprotectError.None) return false;
-        if (content.Sender.Type != SenderType.Member)
-        {
-            // External and new-member senders are authenticated by the group layer, which knows external_senders.
-            error = UnprotectError.UnknownSender;
-            return false;
-        }
-        if (message.MembershipTag is null || !suite.VerifyMac(membershipKey, message.ToBeMaced(groupContext), message.MembershipTag))
+        error = CheckSenderForContent(content);
+        if (error != UnprotectError.None) return false;
+        if (content.Sender.Type == SenderType.Member
+            && (message.MembershipTag is null || !suite.VerifyMac(membershipKey, message.ToBeMaced(groupContext), message.MembershipTag)))
         {
             error = UnprotectError.BadMembershipTag;
             return false;
@@ -114,7 +117,7 @@ public static class MessageProtection
             error = UnprotectError.MalformedAuthData;
             return false;
         }
-        var key = signatureKeyOf(content.Sender.Index);
+        var key = signatureKeyOf(content);
         if (key is null)
         {
             error = UnprotectError.UnknownSender;
@@ -236,6 +239,18 @@ public static class MessageProtection
         result = new UnprotectedMessage(content, decoded.Auth, WireFormat.PrivateMessage);
         return true;
     }
+
+    /// <summary>
+    /// Who may send what (RFC 9420 §6.2, §12.1.8, §12.4.3.2): application data only from members, external senders
+    /// only proposals, new_member_proposal only proposals, new_member_commit only commits.
+    /// </summary>
+    private static UnprotectError CheckSenderForContent(FramedContent content) => (content.Sender.Type, content.ContentType) switch
+    {
+        (SenderType.Member, _) => UnprotectError.None,
+        (SenderType.External or SenderType.NewMemberProposal, ContentType.Proposal) => UnprotectError.None,
+        (SenderType.NewMemberCommit, ContentType.Commit) => UnprotectError.None,
+        _ => UnprotectError.SenderNotAllowed,
+    };
 
     private static UnprotectError CheckGroupAndEpoch(ReadOnlySpan<byte> groupId, ulong epoch, GroupContext groupContext)
     {

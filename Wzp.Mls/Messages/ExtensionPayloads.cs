@@ -55,7 +55,8 @@ public sealed record ExternalSendersExtension(ExternalSender[] Senders) : ITlsCo
 
 /// <summary>
 /// ratchet_tree (RFC 9420 §12.4.3.3): optional&lt;Node&gt; ratchet_tree&lt;V&gt;, the tree's nodes in array order with
-/// blanks as null. Encoders drop trailing blank nodes (the RFC requires the last node to be non-blank).
+/// blanks as null. The RFC requires the last node to be non-blank, so the caller truncates trailing blanks before
+/// encoding; the codec keeps whatever it is given so that decoding and re-encoding are exact.
 /// </summary>
 public sealed record RatchetTree(Node?[] Nodes) : ITlsCodec<RatchetTree>
 {
