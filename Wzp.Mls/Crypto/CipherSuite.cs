@@ -165,6 +165,14 @@ public sealed class CipherSuite
     public bool TryOpen(ReadOnlySpan<byte> key, ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> aad, ReadOnlySpan<byte> ciphertext, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out byte[]? plaintext)
         => Aeads.TryOpen(Aead, key, nonce, aad, ciphertext, out plaintext);
 
+    /// <summary>Seals into <paramref name="ciphertext"/>, which is exactly the plaintext length plus the tag.</summary>
+    public void Seal(ReadOnlySpan<byte> key, ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> aad, ReadOnlySpan<byte> plaintext, Span<byte> ciphertext)
+        => Aeads.Seal(Aead, key, nonce, aad, plaintext, ciphertext);
+
+    /// <summary>Opens into <paramref name="plaintext"/>, exactly the ciphertext length less the tag; false on authentication failure.</summary>
+    public bool TryOpen(ReadOnlySpan<byte> key, ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> aad, ReadOnlySpan<byte> ciphertext, Span<byte> plaintext)
+        => Aeads.TryOpen(Aead, key, nonce, aad, ciphertext, plaintext);
+
     /// <summary>Ed25519 signature over raw bytes (no label).</summary>
     public byte[] Sign(ReadOnlySpan<byte> signaturePrivateKey, ReadOnlySpan<byte> message) => Signature.Sign(signaturePrivateKey, message);
 
