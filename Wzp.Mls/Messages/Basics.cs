@@ -66,6 +66,12 @@ public sealed record Capabilities(ushort[] Versions, ushort[] CipherSuites, usho
 /// <summary>Lifetime (RFC 9420 §7.2): seconds since the Unix epoch, both bounds inclusive.</summary>
 public sealed record Lifetime(ulong NotBefore, ulong NotAfter) : ITlsCodec<Lifetime>
 {
+    public bool Contains(DateTimeOffset instant)
+    {
+        var seconds = instant.ToUnixTimeSeconds();
+        return seconds >= 0 && (ulong)seconds >= NotBefore && (ulong)seconds <= NotAfter;
+    }
+
     public void Encode(TlsWriter writer)
     {
         writer.WriteUInt64(NotBefore);
