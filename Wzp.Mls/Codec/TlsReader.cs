@@ -8,16 +8,13 @@ namespace Wzp.Mls.Codec;
 /// </summary>
 public ref struct TlsReader
 {
-    // A vector nested this deep is an attack, not a message; the limit keeps recursive decoders off the stack guard.
-    private const int MaxDepth = 64;
-
+    // MLS structures are not recursive, so decoding depth is bounded by the structure definitions themselves and
+    // the reader needs no nesting limit; vector lengths are checked against the remaining input before any use.
     private ReadOnlySpan<byte> _data;
-    private int _depth;
 
     public TlsReader(ReadOnlySpan<byte> data)
     {
         _data = data;
-        _depth = 0;
     }
 
     public readonly int Remaining => _data.Length;
@@ -104,9 +101,7 @@ public ref struct TlsReader
     /// <summary>Starts a reader over the body of a vector; the caller decodes elements until it is empty.</summary>
     public TlsReader ReadVectorReader()
     {
-        var body = ReadVectorSpan();
-        if (_depth >= MaxDepth) throw new MlsDecodeException("Vectors nested too deeply.");
-        return new TlsReader(body) { _depth = _depth + 1 };
+        return new TlsReader(ReadVectorSpan());
     }
 
     /// <summary>Reads <c>T items&lt;V&gt;</c>.</summary>
@@ -151,16 +146,6 @@ public ref struct TlsReader
     public T? ReadOptional<T>()
         where T : class, ITlsCodec<T>
         => ReadPresence() ? T.Decode(ref this) : null;
-
-    /// <summary>Runs a decoder for a nested structure with a depth check, for recursive types.</summary>
-    public T Nested<T>()
-        where T : ITlsCodec<T>
-    {
-        if (++_depth > MaxDepth) throw new MlsDecodeException("Structures nested too deeply.");
-        var value = T.Decode(ref this);
-        _depth--;
-        return value;
-    }
 
     private readonly void Need(int count)
     {
