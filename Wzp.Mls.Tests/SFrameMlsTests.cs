@@ -160,6 +160,20 @@ public sealed class SFrameMlsTests
     }
 
     [Fact]
+    public void AddEpoch_FixedSenderBits_AreUsedInKids()
+    {
+        var exporter = new FakeExporter(3);
+        using var alice = new SFrameMlsContext(Suite, epochBits: 4);
+        using var bob = new SFrameMlsContext(Suite, epochBits: 4);
+        alice.AddEpoch(3, exporter, leafCount: 3, ownLeafIndex: 1, senderBits: 8);
+        bob.AddEpoch(3, exporter, leafCount: 3, ownLeafIndex: 2, senderBits: 8);
+        var frame = Seal(alice, [], [1], context: 1);
+        Assert.Equal(SFrameMlsKeyId.Compose(1, 1, 3, 8, 4), SFrameHeader.Read(frame, out _).KeyId);
+        Assert.Equal(new SFrameMlsSender(3, 1, 1), Open(bob, frame).Sender);
+        Assert.Throws<ArgumentOutOfRangeException>(() => alice.AddEpoch(4, exporter, leafCount: 3, ownLeafIndex: 1, senderBits: 1));
+    }
+
+    [Fact]
     public void AddEpoch_NotAfterNewest_Throws()
     {
         using var context = new SFrameMlsContext(Suite, epochBits: 4);

@@ -131,14 +131,15 @@ public sealed class SFrameMlsContext : IDisposable
     /// <param name="epoch">The MLS epoch; each call must name a later epoch than the last, so no KID and CTR are used twice.</param>
     /// <param name="leafCount">The leaves of the epoch's ratchet tree, blank ones included: leaf indices run below it, and S follows from it.</param>
     /// <param name="ownLeafIndex">This member's leaf index: its KIDs seal and are refused on opening.</param>
-    public void AddEpoch(ulong epoch, IMlsExporter exporter, uint leafCount, uint ownLeafIndex)
+    /// <param name="senderBits">S, when the application fixes it for the session instead of following the group's size; at least the S of <paramref name="leafCount"/>.</param>
+    public void AddEpoch(ulong epoch, IMlsExporter exporter, uint leafCount, uint ownLeafIndex, int? senderBits = null)
     {
         ArgumentNullException.ThrowIfNull(exporter);
         Span<byte> baseKey = stackalloc byte[CipherSuite.KeySize()];
         try
         {
             exporter.Export(BaseKeyLabel, ReadOnlySpan<byte>.Empty, baseKey);
-            AddEpoch(epoch, baseKey, leafCount, ownLeafIndex);
+            AddEpoch(epoch, baseKey, leafCount, ownLeafIndex, senderBits);
         }
         finally
         {
@@ -146,14 +147,17 @@ public sealed class SFrameMlsContext : IDisposable
         }
     }
 
-    /// <summary>Installs an epoch from its already exported base key (Nk bytes).</summary>
-    public void AddEpoch(ulong epoch, ReadOnlySpan<byte> baseKey, uint leafCount, uint ownLeafIndex)
+    /// <summary>Installs an epoch from its already exported base key (Nk bytes); the parameters are those of the exporter overload.</summary>
+    public void AddEpoch(ulong epoch, ReadOnlySpan<byte> baseKey, uint leafCount, uint ownLeafIndex, int? senderBits = null)
     {
         if (baseKey.Length != CipherSuite.KeySize())
             throw new ArgumentException($"The base key of {CipherSuite} is exported with Nk = {CipherSuite.KeySize()} bytes.", nameof(baseKey));
-        var senderBits = SFrameMlsKeyId.SenderBits(leafCount);
+        var minimum = SFrameMlsKeyId.SenderBits(leafCount);
+        var bits = senderBits ?? minimum;
+        if (bits < minimum || bits > 32 || bits + EpochBits > 64)
+            throw new ArgumentOutOfRangeException(nameof(senderBits), senderBits, $"S must hold {leafCount} leaves ({minimum} bits) and fit beside E = {EpochBits}.");
         if (ownLeafIndex >= leafCount) throw new ArgumentOutOfRangeException(nameof(ownLeafIndex), ownLeafIndex, "Not a leaf of the group.");
-        var state = new Epoch(epoch, senderBits, leafCount, ownLeafIndex, CipherSuite, baseKey);
+        var state = new Epoch(epoch, bits, leafCount, ownLeafIndex, CipherSuite, baseKey);
         using (_sendLock.EnterScope())
         using (_receiveLock.EnterScope())
         {
