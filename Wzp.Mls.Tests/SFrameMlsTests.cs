@@ -240,6 +240,42 @@ public sealed class SFrameMlsTests
         }, iter: 5_000);
     }
 
+    [Fact]
+    public async Task SealAndOpen_WhileEpochsChangeOnAnotherThread_NeverThrow()
+    {
+        using var alice = new SFrameMlsContext(Suite, epochBits: 2);
+        using var bob = new SFrameMlsContext(Suite, epochBits: 2);
+        alice.AddEpoch(0, new FakeExporter(0), 2, 0);
+        bob.AddEpoch(0, new FakeExporter(0), 2, 1);
+        using var stop = new CancellationTokenSource();
+        var media = Task.Run(() =>
+        {
+            var frame = new byte[64];
+            var opened = new byte[64];
+            var errors = new HashSet<SFrameError>();
+            // Until stopped, and at least until one frame went through (both end at the same epoch).
+            while (!stop.IsCancellationRequested || !errors.Contains(SFrameError.None))
+            {
+                var error = alice.Seal([], [1, 2, 3], frame, out var n);
+                if (error == SFrameError.None) error = bob.Open([], frame.AsSpan(0, n), opened, out _, out _);
+                errors.Add(error);
+            }
+            return errors;
+        });
+        for (ulong epoch = 1; epoch <= 200; epoch++)
+        {
+            var exporter = new FakeExporter(epoch);
+            // Bob installs first, as a receiver should; Alice may still seal under the previous epoch meanwhile.
+            bob.AddEpoch(epoch, exporter, 2, 1);
+            alice.AddEpoch(epoch, exporter, 2, 0);
+            if (epoch % 3 == 0) bob.RetireEpochsBefore(epoch - 1);
+        }
+        stop.Cancel();
+        var seen = await media;
+        Assert.Contains(SFrameError.None, seen);
+        Assert.Subset(new HashSet<SFrameError> { SFrameError.None, SFrameError.UnknownEpoch, SFrameError.Authentication }, seen);
+    }
+
     [Theory]
     [MemberData(nameof(Suites))]
     public void SealAndOpen_AfterWarmUp_AllocateNothing(SFrameCipherSuite suite)
