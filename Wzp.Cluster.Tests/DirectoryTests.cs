@@ -139,6 +139,29 @@ public sealed class DirectoryTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task GatewayJoiningWithItsObserver_IsAttachedWithoutTheDirectory_AndEvictedWhenTheDirectoryDoesNotKnowIt()
+    {
+        var data = new TestData(417);
+        var room = data.RoomName();
+        var grain = fixture.Client.GetGrain<IRoomGrain>(room);
+        await using var watcher = await TestGateway.StartAsync(fixture, data.GatewayId());
+        await watcher.JoinAsync(room, data.Member());
+        // Never registered: the room takes the gateway at its word (a join does not wait on the directory), and
+        // the directory, told one-way, has it evicted.
+        var stranger = new ManualGateway(fixture.Client, data.GatewayId());
+        var observer = fixture.Client.CreateObjectReference<IGatewayObserver>(stranger);
+        var joined = await grain.Join(new JoinRequest(data.Fingerprint(), data.Alias(), stranger.Id, default, stranger.InstanceId, observer));
+        Assert.Equal(JoinStatus.Joined, joined.Status);
+
+        await Eventually.True(
+            async () => (await grain.GetSnapshot()).Members.All(m => m.GatewayId != stranger.Id),
+            Patience,
+            "the unregistered gateway's member was evicted");
+        Assert.Contains(watcher.EventsOf(room), e => e.Reason == RoomChangeReason.GatewayGone && e.Left.Contains(joined.Slot));
+        Assert.Single((await grain.GetSnapshot()).Members);
+    }
+
+    [Fact]
     public async Task StoppedGateway_Unregisters_AndItsMembersAreEvicted()
     {
         var data = new TestData(415);

@@ -42,6 +42,14 @@ public interface IGatewayDirectoryGrain : IGrainWithStringKey
     [Alias("AttachRoom")]
     Task<GatewayRegistration?> AttachRoom(string gatewayId, string room);
 
+    /// <summary>
+    /// Records that <paramref name="room"/> attached gateway process <paramref name="instanceId"/> on its own
+    /// (from the observer the gateway sent), without waiting on the directory. When that process is not the one
+    /// registered (unknown once the directory is settled, or replaced), the room is told to evict it.
+    /// </summary>
+    [OneWay, Alias("NoteRoom")]
+    Task NoteRoom(string gatewayId, Guid instanceId, string room);
+
     /// <summary>The room no longer hosts members of the gateway.</summary>
     [OneWay, Alias("DetachRoom")]
     Task DetachRoom(string gatewayId, string room);

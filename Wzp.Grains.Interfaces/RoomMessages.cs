@@ -89,13 +89,18 @@ public sealed record RoomEvent(
 /// The gateway process (<see cref="GatewayRegistration.InstanceId"/>). A room that hosts members of an earlier
 /// process under the same gateway id drops them first: that process and its connections are gone.
 /// </param>
+/// <param name="Observer">
+/// The gateway's push target. With it (and <paramref name="GatewayInstance"/>) the room attaches the gateway
+/// without waiting on the directory, which it only informs; without it the room asks the directory first.
+/// </param>
 [GenerateSerializer, Immutable, Alias("wzp.JoinRequest.v1")]
 public sealed record JoinRequest(
     [property: Id(0)] Fingerprint Fingerprint,
     [property: Id(1)] string Alias,
     [property: Id(2)] string GatewayId,
     [property: Id(3)] Guid KnownIncarnation = default,
-    [property: Id(4)] Guid GatewayInstance = default);
+    [property: Id(4)] Guid GatewayInstance = default,
+    [property: Id(5)] IGatewayObserver? Observer = null);
 
 /// <summary>Outcome of a join.</summary>
 [Alias("wzp.JoinStatus.v1")]

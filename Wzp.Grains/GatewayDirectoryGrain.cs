@@ -16,6 +16,9 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
     private readonly TimeProvider _timeProvider;
     private readonly ILogger<GatewayDirectoryGrain> _logger;
     private readonly Dictionary<string, Entry> _gateways = new(StringComparer.Ordinal);
+    // Rooms that attached a gateway this activation does not know yet (it re-activated and the gateway has not
+    // re-registered): kept until the gateway registers, or evicted from those rooms once the directory is settled.
+    private readonly Dictionary<string, (Guid InstanceId, HashSet<string> Rooms)> _unconfirmed = new(StringComparer.Ordinal);
     private long _activatedAt;
     private bool _recovering; // evidence that this activation lost the registrations of a previous one
     private StallWatch _stalls = null!;
@@ -85,6 +88,11 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
 
         entry.LastSeen = now;
         entry.LastSeenTimestamp = _timeProvider.GetTimestamp();
+        if (_unconfirmed.Remove(registration.GatewayId, out var noted) && noted.InstanceId == registration.InstanceId)
+        {
+            entry.Rooms.UnionWith(noted.Rooms);
+        }
+
         foreach (var room in rooms.IsDefault ? [] : rooms)
         {
             if (RoomLimits.IsValidRoomName(room))
@@ -147,6 +155,37 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
 
         entry.Rooms.Add(room);
         return Task.FromResult<GatewayRegistration?>(entry.Registration);
+    }
+
+    /// <inheritdoc/>
+    public Task NoteRoom(string gatewayId, Guid instanceId, string room)
+    {
+        if (!RoomLimits.IsValidRoomName(room))
+        {
+            return Task.CompletedTask;
+        }
+
+        if (_gateways.TryGetValue(gatewayId, out var entry) && entry.Registration.InstanceId == instanceId)
+        {
+            entry.Rooms.Add(room);
+        }
+        else if (entry is not null || Settled)
+        {
+            // Replaced by a later process, or never registered: the room holds members nobody serves.
+            Log.UnknownGatewayInRoom(_logger, gatewayId, room);
+            GrainFactory.GetGrain<IRoomGrain>(room).EvictGateway(gatewayId, instanceId).Ignore();
+        }
+        else
+        {
+            if (!_unconfirmed.TryGetValue(gatewayId, out var noted) || noted.InstanceId != instanceId)
+            {
+                _unconfirmed[gatewayId] = noted = (instanceId, new HashSet<string>(StringComparer.Ordinal));
+            }
+
+            noted.Rooms.Add(room);
+        }
+
+        return Task.CompletedTask;
     }
 
     /// <inheritdoc/>
@@ -220,6 +259,21 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
             return Task.CompletedTask;
         }
 
+        if (Settled)
+        {
+            // A gateway that a room attached while this directory was young and that never registered since.
+            foreach (var (gatewayId, noted) in _unconfirmed)
+            {
+                foreach (var room in noted.Rooms)
+                {
+                    Log.UnknownGatewayInRoom(_logger, gatewayId, room);
+                    GrainFactory.GetGrain<IRoomGrain>(room).EvictGateway(gatewayId, noted.InstanceId).Ignore();
+                }
+            }
+
+            _unconfirmed.Clear();
+        }
+
         var silent = _gateways
             .Where(pair => _timeProvider.GetElapsedTime(pair.Value.LastSeenTimestamp) > _options.GatewayExpiry)
             .ToList();
@@ -260,6 +314,10 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
     {
         [LoggerMessage(EventId = 2121, Level = LogLevel.Debug, Message = "Gateway directory activated")]
         public static partial void Activated(ILogger logger);
+
+        [LoggerMessage(EventId = 2123, Level = LogLevel.Warning,
+            Message = "Room {Room} attached gateway {GatewayId}, which is not registered as that process: the room evicts it")]
+        public static partial void UnknownGatewayInRoom(ILogger logger, string gatewayId, string room);
 
         [LoggerMessage(EventId = 2122, Level = LogLevel.Warning,
             Message = "The gateway directory could not run for {Stall} (its silo stalled): no gateway expires for that silence")]

@@ -93,7 +93,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             return JoinResult.Refused(JoinStatus.RoomFull);
         }
 
-        var (gateway, stale) = await AttachGatewayAsync(request.GatewayId, request.GatewayInstance);
+        var (gateway, stale) = await AttachGatewayAsync(request.GatewayId, request.GatewayInstance, request.Observer);
         if (gateway is null)
         {
             return JoinResult.Refused(JoinStatus.GatewayNotRegistered);
@@ -218,7 +218,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
         // The directory may have lost this gateway with its own silo; the gateway re-registers at its next
         // heartbeat, and its members must not be dropped meanwhile: the observer it sent is enough to reach it.
-        var (gateway, stale) = await AttachGatewayAsync(request.GatewayId, request.GatewayInstance);
+        var (gateway, stale) = await AttachGatewayAsync(request.GatewayId, request.GatewayInstance, request.Observer);
         if (gateway is null && request.Observer is { } observer
             && (!_gateways.TryGetValue(request.GatewayId, out var known) || SameProcess(known.InstanceId, request.GatewayInstance)))
         {
@@ -330,7 +330,11 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     // The gateway process that sends a request, attached to the room. A request from a new process under a known
     // id means the earlier process is gone: its members are taken out of the room here and returned, for the
     // caller to announce in the change it makes anyway (an eviction of its own could empty the room mid-join).
-    private async Task<(HostingGateway? Gateway, ImmutableArray<ushort> Stale)> AttachGatewayAsync(string gatewayId, Guid instanceId)
+    // A gateway that sends its observer and process is attached at once, and the directory is only told (one-way):
+    // a join never waits on the directory, whose silo may be the slow or the dead one. The directory answers with
+    // an eviction if that process is not the registered one.
+    private async Task<(HostingGateway? Gateway, ImmutableArray<ushort> Stale)> AttachGatewayAsync(
+        string gatewayId, Guid instanceId, IGatewayObserver? observer)
     {
         _gateways.TryGetValue(gatewayId, out var known);
         if (known is not null && SameProcess(known.InstanceId, instanceId))
@@ -338,11 +342,23 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             return (known, []);
         }
 
-        var registration = await GrainFactory.GetGatewayDirectory().AttachRoom(gatewayId, RoomName);
-        if (registration is null || !SameProcess(registration.InstanceId, instanceId))
+        IGatewayObserver pushTarget;
+        if (observer is not null && instanceId != Guid.Empty)
         {
-            Log.GatewayNotRegistered(_logger, RoomName, gatewayId);
-            return (null, []);
+            GrainFactory.GetGatewayDirectory().NoteRoom(gatewayId, instanceId, RoomName).Ignore();
+            pushTarget = observer;
+        }
+        else
+        {
+            var registration = await GrainFactory.GetGatewayDirectory().AttachRoom(gatewayId, RoomName);
+            if (registration is null || !SameProcess(registration.InstanceId, instanceId))
+            {
+                Log.GatewayNotRegistered(_logger, RoomName, gatewayId);
+                return (null, []);
+            }
+
+            pushTarget = registration.Observer;
+            instanceId = registration.InstanceId;
         }
 
         var stale = ImmutableArray<ushort>.Empty;
@@ -353,7 +369,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             SiloMetrics.OnGatewayEvicted(RoomChangeReason.GatewayGone);
         }
 
-        var gateway = new HostingGateway(registration.Observer, registration.InstanceId);
+        var gateway = new HostingGateway(pushTarget, instanceId);
         _gateways[gatewayId] = gateway;
         return (gateway, stale);
     }
@@ -480,6 +496,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         _epochTimer ??= this.RegisterGrainTimer(
             OnEpochTimerAsync,
             new GrainTimerCreationOptions { DueTime = _options.EpochPeriod, Period = _options.EpochPeriod, KeepAlive = true });
+        // Interleaved: the check waits on the directory, and joins, leaves and reports must not wait behind it.
         _gatewayCheckTimer ??= this.RegisterGrainTimer(
             CheckGatewaysAsync,
             new GrainTimerCreationOptions
@@ -487,6 +504,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
                 DueTime = _options.RoomGatewayCheckPeriod,
                 Period = _options.RoomGatewayCheckPeriod,
                 KeepAlive = true,
+                Interleave = true,
             });
         _rekeyDeadlineTimer ??= this.RegisterGrainTimer(
             OnRekeyDeadlineAsync,
@@ -590,10 +608,15 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             return;
         }
 
-        var result = await GrainFactory.GetGatewayDirectory().CheckGateways(RoomName, [.. _gateways.Keys]);
+        // Other calls run while the directory answers: act only on the gateways that are still the ones asked about.
+        var asked = new Dictionary<string, HostingGateway>(_gateways, StringComparer.Ordinal);
+        var result = await GrainFactory.GetGatewayDirectory().CheckGateways(RoomName, [.. asked.Keys]);
+        bool Unchanged(string gatewayId, out HostingGateway gateway) =>
+            _gateways.TryGetValue(gatewayId, out gateway!) && asked.TryGetValue(gatewayId, out var before) && ReferenceEquals(gateway, before);
+
         foreach (var registration in result.Live)
         {
-            if (_gateways.TryGetValue(registration.GatewayId, out var gateway))
+            if (Unchanged(registration.GatewayId, out var gateway))
             {
                 if (SameProcess(gateway.InstanceId, registration.InstanceId))
                 {
@@ -609,7 +632,10 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
         foreach (var gatewayId in result.Gone)
         {
-            Evict(gatewayId, RoomChangeReason.GatewayGone);
+            if (Unchanged(gatewayId, out _))
+            {
+                Evict(gatewayId, RoomChangeReason.GatewayGone);
+            }
         }
     }
 
@@ -645,10 +671,11 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         }
     }
 
+    // Interleaved: the census waits on the directory, and the restores it leads to must not wait behind it.
     private void InviteRestoreAfter(TimeSpan due) =>
         this.RegisterGrainTimer(
             InviteRestoreAsync,
-            new GrainTimerCreationOptions { DueTime = due, Period = Timeout.InfiniteTimeSpan, KeepAlive = false });
+            new GrainTimerCreationOptions { DueTime = due, Period = Timeout.InfiniteTimeSpan, KeepAlive = false, Interleave = true });
 
     private sealed class HostingGateway(IGatewayObserver observer, Guid instanceId)
     {

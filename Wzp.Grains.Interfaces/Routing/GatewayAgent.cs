@@ -254,7 +254,8 @@ public sealed partial class GatewayAgent : IAsyncDisposable
         using var timer = new PeriodicTimer(_options.GatewayHeartbeatPeriod, _timeProvider);
         while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
         {
-            await Rooms.RefreshAsync(cancellationToken).ConfigureAwait(false);
+            // Not awaited: a room still being polled is skipped by the next tick, the others are polled on time.
+            _ = Rooms.RefreshAsync(cancellationToken);
         }
     }
 

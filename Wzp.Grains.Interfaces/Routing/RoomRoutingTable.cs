@@ -24,6 +24,8 @@ public sealed partial class RoomRoutingTable
 
     private const int RefreshParallelism = 8;
 
+    private readonly SemaphoreSlim _pollSlots = new(RefreshParallelism);
+
     private readonly IGrainFactory _grainFactory;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, Entry> _rooms = new(StringComparer.Ordinal);
@@ -174,7 +176,7 @@ public sealed partial class RoomRoutingTable
             // The incarnation this gateway's members of the room belong to: a room that re-activated since
             // refuses newcomers from here until those members are restored (they keep their slots).
             var known = tracked.Current is { } current ? current.Incarnation : Guid.Empty;
-            result = await Room(room).Join(new JoinRequest(fingerprint, alias, GatewayId, known, InstanceId)).ConfigureAwait(false);
+            result = await Room(room).Join(new JoinRequest(fingerprint, alias, GatewayId, known, InstanceId, Observer?.Invoke())).ConfigureAwait(false);
             if (result.Status == JoinStatus.RestoreFirst && restores++ < MaxRestoresPerJoin)
             {
                 // Restores this gateway's members into the room that re-activated, then the join is retried.
@@ -348,15 +350,28 @@ public sealed partial class RoomRoutingTable
     /// Polls the stamp of every tracked room and resynchronizes those that moved on without telling (lost
     /// pushes) or re-activated. Polling is also what re-activates a room whose silo died when nothing else calls it.
     /// </summary>
+    /// <remarks>
+    /// Polls run a few at a time, and not in rounds: a room whose poll from an earlier call is still waiting (its
+    /// silo is dying) is skipped, so one slow room delays only itself and never the next round of the others.
+    /// The returned task ends when the polls this call started have.
+    /// </remarks>
     public Task RefreshAsync(CancellationToken cancellationToken = default) =>
-        // A few rooms at a time: one room on a dead silo must not delay the check of the others.
-        Parallel.ForEachAsync(
-            _rooms.ToArray(),
-            new ParallelOptions { MaxDegreeOfParallelism = RefreshParallelism, CancellationToken = cancellationToken },
-            async (pair, token) => await RefreshRoomAsync(pair.Key, pair.Value, token).ConfigureAwait(false));
+        Task.WhenAll(_rooms.ToArray()
+            .Where(pair => Interlocked.CompareExchange(ref pair.Value.Polling, 1, 0) == 0)
+            .Select(pair => RefreshRoomAsync(pair.Key, pair.Value, cancellationToken)));
 
     private async Task RefreshRoomAsync(string room, Entry entry, CancellationToken cancellationToken)
     {
+        try
+        {
+            await _pollSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            Volatile.Write(ref entry.Polling, 0);
+            return;
+        }
+
         try
         {
             // Polled without the room's gate: a room whose silo just died answers only after the grain-call
@@ -383,6 +398,15 @@ public sealed partial class RoomRoutingTable
         {
             // One unreachable room (its silo is being declared dead) must not stop the others.
             Log.RefreshFailed(_logger, room, exception);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+        finally
+        {
+            _pollSlots.Release();
+            Volatile.Write(ref entry.Polling, 0);
         }
     }
 
@@ -521,6 +545,9 @@ public sealed partial class RoomRoutingTable
 
         // Joins of this room in flight on this gateway: while any is, the entry stays even with no member.
         public int Joining { get; set; }
+
+        // 1 while a stamp poll of the room is in flight (a field, for Interlocked).
+        public int Polling;
 
         // Pushes received while the room's first join here was in flight (no picture yet).
         public List<RoomEvent> Buffered { get; } = [];
