@@ -116,8 +116,8 @@ public sealed class ManualGateway : IGatewayObserver
     public async Task RegisterAsync()
     {
         _reference = _client.CreateObjectReference<IGatewayObserver>(this);
-        Assert.True(await _client.GetGatewayDirectory().Register(
-            new GatewayRegistration(Id, _instanceId, "127.0.0.1:0", [], 0, _reference), [.. Rooms.Rooms]), "registered");
+        Assert.Equal(RegisterStatus.Registered, await _client.GetGatewayDirectory().Register(
+            new GatewayRegistration(Id, _instanceId, "127.0.0.1:0", [], 0, _reference), [.. Rooms.Rooms]));
     }
 
     public Task<bool> HeartbeatAsync() => _client.GetGatewayDirectory().Heartbeat(new GatewayHeartbeat(Id, _instanceId, 0));

@@ -95,7 +95,7 @@ public sealed partial class GatewayHost(
                 lifetime.StopApplication();
                 return;
             }
-            catch (Grains.Routing.GatewayIdInUseException e)
+            catch (Grains.Routing.GatewayRefusedException e)
             {
                 Log.CannotStart(_logger, e.Message);
                 _started.TrySetException(new GatewayStartupException(e.Message, e));

@@ -55,7 +55,8 @@ public sealed partial class GatewayServer : IAsyncDisposable
         _linkSocket.Bind(linkBind);
         LinkEndPoint = (IPEndPoint)_linkSocket.LocalEndPoint!;
         var advertised = options.LinkAdvertiseAddress.Length > 0 ? options.LinkAdvertiseAddress : LinkEndPoint.ToString();
-        Agent = new GatewayAgent(grainFactory, new GatewayIdentity(options.GatewayId, advertised, [.. System.Text.Encoding.UTF8.GetBytes(keys.Credential.ToJson())]),
+        Agent = new GatewayAgent(grainFactory, new GatewayIdentity(options.GatewayId, advertised, [.. System.Text.Encoding.UTF8.GetBytes(keys.Credential.ToJson())],
+                keys.Credential.ClusterFingerprint.ToString()),
             controlPlane, _loggerFactory, Time);
         Agent.LoadProvider = () => (int)Counters.Sessions;
         _forwarder = new Forwarder(Counters, Histograms, _linkSocket);

@@ -53,6 +53,13 @@ public sealed class ControlPlaneOptions
     /// rooms; this check covers a directory that lost its state with its silo. Defaults to 30 seconds. At least 100 ms.
     /// </summary>
     public TimeSpan RoomGatewayCheckPeriod { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Fingerprint of the cluster key (as <c>wzp cluster init</c> prints it). When set, the directory refuses
+    /// gateways whose credential another key signed; when empty, it refuses gateways whose key differs from that
+    /// of the gateways already registered. Public: it is what clients pin.
+    /// </summary>
+    public string KeyFingerprint { get; set; } = "";
 }
 
 /// <summary>Rejects inconsistent <see cref="ControlPlaneOptions"/> at start-up.</summary>

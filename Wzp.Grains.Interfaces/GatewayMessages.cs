@@ -10,6 +10,8 @@ namespace Wzp.Grains;
 /// <param name="Credential">The gateway's canonical credential bytes (PROTOCOL.md §2): public and signed.</param>
 /// <param name="Load">Current load (e.g. sessions), for placement decisions; unitless.</param>
 /// <param name="Observer">Where the cluster pushes room events, restore invitations and link messages.</param>
+/// <param name="ClusterKey">Fingerprint (display form) of the cluster key that signed <paramref name="Credential"/>;
+/// empty when the gateway has none (tests). Every gateway of a cluster carries the same one.</param>
 [GenerateSerializer, Immutable, Alias("wzp.GatewayRegistration.v1")]
 public sealed record GatewayRegistration(
     [property: Id(0)] string GatewayId,
@@ -17,7 +19,23 @@ public sealed record GatewayRegistration(
     [property: Id(2)] string LinkEndpoint,
     [property: Id(3)] ImmutableArray<byte> Credential,
     [property: Id(4)] int Load,
-    [property: Id(5)] IGatewayObserver Observer);
+    [property: Id(5)] IGatewayObserver Observer,
+    [property: Id(6)] string ClusterKey = "");
+
+/// <summary>The directory's answer to a registration.</summary>
+[Alias("wzp.RegisterStatus.v1")]
+public enum RegisterStatus
+{
+    /// <summary>Registered (or refreshed).</summary>
+    Registered = 0,
+
+    /// <summary>Another live process holds the gateway id (heard within two heartbeat periods).</summary>
+    IdInUse = 1,
+
+    /// <summary>The gateway's credential is signed by another cluster key than this cluster's
+    /// (<c>Cluster:KeyFingerprint</c>, or the key of the gateways already registered).</summary>
+    ForeignClusterKey = 2,
+}
 
 /// <summary>A live gateway as the directory lists it.</summary>
 [GenerateSerializer, Immutable, Alias("wzp.GatewayInfo.v1")]

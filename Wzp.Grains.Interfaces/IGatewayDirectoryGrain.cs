@@ -13,12 +13,12 @@ public interface IGatewayDirectoryGrain : IGrainWithStringKey
 {
     /// <summary>
     /// Adds or refreshes a gateway. <paramref name="rooms"/> are the rooms where it serves members: a directory
-    /// that re-activated learns from them which rooms to tell when the gateway later expires. False when another
-    /// process holds the id and is alive (heard within two heartbeat periods): two gateways with one id would
-    /// evict each other's members at every heartbeat.
+    /// that re-activated learns from them which rooms to tell when the gateway later expires. Refused when another
+    /// process holds the id and is alive (heard within two heartbeat periods: two gateways with one id would
+    /// evict each other's members at every heartbeat), or when the gateway belongs to another cluster key.
     /// </summary>
     [Alias("Register")]
-    Task<bool> Register(GatewayRegistration registration, ImmutableArray<string> rooms);
+    Task<RegisterStatus> Register(GatewayRegistration registration, ImmutableArray<string> rooms);
 
     /// <summary>Refreshes a gateway; false when the directory does not know it (it must register again).</summary>
     [Alias("Heartbeat")]

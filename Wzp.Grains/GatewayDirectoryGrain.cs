@@ -47,12 +47,21 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
     }
 
     /// <inheritdoc/>
-    public Task<bool> Register(GatewayRegistration registration, ImmutableArray<string> rooms)
+    public Task<RegisterStatus> Register(GatewayRegistration registration, ImmutableArray<string> rooms)
     {
         ArgumentNullException.ThrowIfNull(registration);
         if (!RoomLimits.IsValidGatewayId(registration.GatewayId))
         {
             throw new ArgumentException("The gateway id must be 1 to 128 characters with no control characters.", nameof(registration));
+        }
+
+        if (registration.ClusterKey.Length > 0 && ExpectedClusterKey(registration.GatewayId) is { } expected
+            && !string.Equals(expected, registration.ClusterKey, StringComparison.OrdinalIgnoreCase))
+        {
+            // A credential from another cluster: clients that pin this cluster would refuse the gateway, and its
+            // links to the others would fail, while it reported healthy.
+            Log.ForeignClusterKey(_logger, registration.GatewayId, registration.ClusterKey, expected);
+            return Task.FromResult(RegisterStatus.ForeignClusterKey);
         }
 
         var now = _timeProvider.GetUtcNow();
@@ -63,7 +72,7 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
             {
                 // Its current process still heartbeats: this is a second process with the same id, not a restart.
                 Log.GatewayIdInUse(_logger, registration.GatewayId);
-                return Task.FromResult(false);
+                return Task.FromResult(RegisterStatus.IdInUse);
             }
 
             if (entry.Registration.InstanceId != registration.InstanceId)
@@ -102,8 +111,14 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
             }
         }
 
-        return Task.FromResult(true);
+        return Task.FromResult(RegisterStatus.Registered);
     }
+
+    // The configured key, or else the key of the other registered gateways (they all agree: each was checked).
+    private string? ExpectedClusterKey(string gatewayId) =>
+        _options.KeyFingerprint.Length > 0
+            ? _options.KeyFingerprint
+            : _gateways.Values.FirstOrDefault(e => e.Registration.ClusterKey.Length > 0 && e.Registration.GatewayId != gatewayId)?.Registration.ClusterKey;
 
     /// <inheritdoc/>
     public Task<bool> Heartbeat(GatewayHeartbeat heartbeat)
@@ -314,6 +329,10 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
     {
         [LoggerMessage(EventId = 2121, Level = LogLevel.Debug, Message = "Gateway directory activated")]
         public static partial void Activated(ILogger logger);
+
+        [LoggerMessage(EventId = 2124, Level = LogLevel.Error,
+            Message = "Gateway {GatewayId} refused: its credential is signed by cluster key {Key}, this cluster's is {Expected}")]
+        public static partial void ForeignClusterKey(ILogger logger, string gatewayId, string key, string expected);
 
         [LoggerMessage(EventId = 2123, Level = LogLevel.Warning,
             Message = "Room {Room} attached gateway {GatewayId}, which is not registered as that process: the room evicts it")]

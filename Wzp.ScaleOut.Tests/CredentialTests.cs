@@ -55,3 +55,33 @@ public sealed class CredentialTests
         }
     }
 }
+
+/// <summary>A gateway whose credential another cluster key signed is refused by the cluster it tries to join.</summary>
+public sealed class ForeignClusterTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    [Fact]
+    public async Task Gateway_WithACredentialOfAnotherClusterKey_IsRefusedAndExitsWithTheReason()
+    {
+        if (RedisServer.Executable is null) Assert.Fail("redis-server is not installed (apt-get install redis-server, or scripts/install-deps.sh)");
+        using var cluster = await ScaleOutCluster.StartRedisAsync();
+        var silo = cluster.StartSilo();
+        await ScaleOutCluster.WaitHealthyAsync(silo, Timeout);
+        cluster.PrepareGateway("gw1");
+        var member = cluster.StartGateway("gw1");
+        await ScaleOutCluster.WaitHealthyAsync(member, Timeout);
+
+        using var otherCluster = Identity.Generate();
+        cluster.PrepareGateway("gw2", issuer: otherCluster);
+        var stranger = cluster.StartGateway("gw2");
+        var exitCode = await stranger.Process.WaitForExitAsync(Timeout);
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains("The gateway cannot start", stranger.Process.Output, StringComparison.Ordinal);
+        Assert.Contains($"signed by cluster key {otherCluster.Fingerprint}", stranger.Process.Output, StringComparison.Ordinal);
+        Assert.Contains("wzp cluster issue", stranger.Process.Output, StringComparison.Ordinal);
+        // The cluster's own gateway is unaffected.
+        Assert.Equal(200, (await member.HealthAsync()).Status);
+    }
+}

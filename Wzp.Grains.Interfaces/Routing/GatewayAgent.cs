@@ -9,7 +9,8 @@ namespace Wzp.Grains.Routing;
 /// <param name="GatewayId">Stable, cluster-unique name.</param>
 /// <param name="LinkEndpoint">UDP <c>host:port</c> for link datagrams from other gateways.</param>
 /// <param name="Credential">Canonical credential bytes (PROTOCOL.md §2; public, signed by the cluster key).</param>
-public sealed record GatewayIdentity(string GatewayId, string LinkEndpoint, ImmutableArray<byte> Credential);
+/// <param name="ClusterKey">Fingerprint of the cluster key that signed the credential (empty without one).</param>
+public sealed record GatewayIdentity(string GatewayId, string LinkEndpoint, ImmutableArray<byte> Credential, string ClusterKey = "");
 
 /// <summary>
 /// The gateway's end of the control plane: registers with the directory, heartbeats and re-registers in a
@@ -101,8 +102,14 @@ public sealed partial class GatewayAgent : IAsyncDisposable
         // A refusal means another process holds this id. It may be this gateway's own previous process that
         // just died: that one stops heartbeating, so the directory lets go of it within two heartbeat periods.
         var started = _timeProvider.GetTimestamp();
-        while (!await RegisterAsync().WaitAsync(cancellationToken).ConfigureAwait(false))
+        RegisterStatus status;
+        while ((status = await RegisterAsync().WaitAsync(cancellationToken).ConfigureAwait(false)) != RegisterStatus.Registered)
         {
+            if (status == RegisterStatus.ForeignClusterKey)
+            {
+                throw new ForeignClusterKeyException(GatewayId, _identity.ClusterKey);
+            }
+
             if (_timeProvider.GetElapsedTime(started) > _options.GatewayHeartbeatPeriod * 3)
             {
                 throw new GatewayIdInUseException(GatewayId);
@@ -173,11 +180,11 @@ public sealed partial class GatewayAgent : IAsyncDisposable
         _stopping?.Dispose();
     }
 
-    private Task<bool> RegisterAsync()
+    private Task<RegisterStatus> RegisterAsync()
     {
         var registration = new GatewayRegistration(
             GatewayId, _instanceId, _identity.LinkEndpoint, _identity.Credential, LoadProvider?.Invoke() ?? 0,
-            _observerReference ?? throw new InvalidOperationException("The agent is not started."));
+            _observerReference ?? throw new InvalidOperationException("The agent is not started."), _identity.ClusterKey);
         // The rooms where it serves members: a directory that re-activated learns whom to tell if it expires.
         return _grainFactory.GetGatewayDirectory().Register(registration, [.. Rooms.Rooms]);
     }
@@ -209,9 +216,9 @@ public sealed partial class GatewayAgent : IAsyncDisposable
                 else
                 {
                     Log.Reregistering(_logger, GatewayId);
-                    if (!await RegisterAsync().ConfigureAwait(false))
+                    if (await RegisterAsync().ConfigureAwait(false) is var status and not RegisterStatus.Registered)
                     {
-                        Log.IdTaken(_logger, GatewayId);
+                        Log.RegistrationRefused(_logger, GatewayId, status);
                     }
                     else
                     {
@@ -302,8 +309,8 @@ public sealed partial class GatewayAgent : IAsyncDisposable
         public static partial void IdInUseWaiting(ILogger logger, string gatewayId);
 
         [LoggerMessage(EventId = 1211, Level = LogLevel.Critical,
-            Message = "Gateway id {GatewayId} was taken by another process: two gateways run with one id; stop one of them")]
-        public static partial void IdTaken(ILogger logger, string gatewayId);
+            Message = "Gateway {GatewayId}: the directory refused to register it again ({Status}): another process took its id, or the cluster key changed")]
+        public static partial void RegistrationRefused(ILogger logger, string gatewayId, RegisterStatus status);
 
         [LoggerMessage(EventId = 1000, Level = LogLevel.Information, Message = "Gateway {GatewayId} is unknown to the directory; registering again")]
         public static partial void Reregistering(ILogger logger, string gatewayId);
@@ -322,10 +329,22 @@ public sealed partial class GatewayAgent : IAsyncDisposable
     }
 }
 
+/// <summary>The directory refused this gateway: it must not run as configured.</summary>
+public abstract class GatewayRefusedException(string message) : Exception(message);
+
 /// <summary>Another live gateway process is registered under this gateway's id.</summary>
 public sealed class GatewayIdInUseException(string gatewayId)
-    : Exception($"gateway id '{gatewayId}' is in use by another running gateway (give each gateway its own Gateway:GatewayId)")
+    : GatewayRefusedException($"gateway id '{gatewayId}' is in use by another running gateway (give each gateway its own Gateway:GatewayId)")
 {
     /// <summary>The id in use.</summary>
     public string GatewayId { get; } = gatewayId;
+}
+
+/// <summary>The gateway's credential is signed by another cluster key than the cluster's.</summary>
+public sealed class ForeignClusterKeyException(string gatewayId, string clusterKey)
+    : GatewayRefusedException($"gateway '{gatewayId}' has a credential signed by cluster key {clusterKey}, which is not this cluster's key " +
+        "(Cluster:KeyFingerprint, or the key of the gateways already registered): issue its credential with this cluster's key (wzp cluster issue)")
+{
+    /// <summary>The gateway's cluster key fingerprint.</summary>
+    public string ClusterKey { get; } = clusterKey;
 }
