@@ -39,8 +39,15 @@ public sealed class Participant : IAsyncDisposable
     /// <summary>Frames received from anyone.</summary>
     public long Received => Interlocked.Read(ref _received);
 
-    /// <summary>One received frame: local arrival time and the sender's own clock (the header timestamp, ms).</summary>
-    public readonly record struct Heard(long Arrival, uint SentAtMs);
+    /// <summary>One received frame: local arrival time, the sender's own clock (the header timestamp, ms) and the
+    /// sender's frame number (consecutive for frames it sent, so a gap in them is frames the path lost).</summary>
+    public readonly record struct Heard(long Arrival, uint SentAtMs, int Sequence);
+
+    /// <summary>The longest time this participant's own talking loop went without sending (a stalled test host
+    /// looks like a media gap at every listener, though the relay lost nothing).</summary>
+    public TimeSpan LongestSendStall => TimeSpan.FromTicks(Interlocked.Read(ref _longestSendStallTicks));
+
+    private long _longestSendStallTicks;
 
     /// <param name="record">Keep every frame's arrival (for gap checks); false only counts them (load runs).</param>
     /// <param name="port">Where to connect instead of the gateway's own port (a load balancer in front of it).</param>
@@ -82,10 +89,15 @@ public sealed class Participant : IAsyncDisposable
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(20));
         var sequence = 0;
         var payload = new byte[160];
+        var lastSend = Stopwatch.GetTimestamp();
         try
         {
             while (await timer.WaitForNextTickAsync(_stop.Token))
             {
+                var now = Stopwatch.GetTimestamp();
+                var stall = Stopwatch.GetElapsedTime(lastSend, now).Ticks;
+                if (stall > Interlocked.Read(ref _longestSendStallTicks)) Interlocked.Exchange(ref _longestSendStallTicks, stall);
+                lastSend = now;
                 sequence++;
                 var sentAt = (uint)Stopwatch.GetElapsedTime(Epoch).TotalMilliseconds;
                 Array.Clear(payload);
@@ -112,10 +124,13 @@ public sealed class Participant : IAsyncDisposable
                 var colon = text.IndexOf(':', StringComparison.Ordinal);
                 if (colon <= 0) continue;
                 var speaker = text[..colon];
+                var rest = text[(colon + 1)..];
+                var end = rest.IndexOf(':', StringComparison.Ordinal);
+                var sequence = end > 0 && int.TryParse(rest[..end], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : 0;
                 lock (_heard)
                 {
                     if (!_heard.TryGetValue(speaker, out var list)) _heard[speaker] = list = [];
-                    list.Add(new Heard(arrival, frame.Header.Timestamp));
+                    list.Add(new Heard(arrival, frame.Header.Timestamp, sequence));
                 }
             }
         }
@@ -126,14 +141,15 @@ public sealed class Participant : IAsyncDisposable
 
     /// <summary>
     /// The longest silence from <paramref name="speaker"/> between <paramref name="from"/> and <paramref name="to"/>
-    /// (Stopwatch timestamps): by arrival time, and by the sender's timestamps of consecutive frames received
-    /// (the audio actually lost).
+    /// (Stopwatch timestamps): by arrival time, by the sender's timestamps of consecutive frames received, and by
+    /// the frames missing in between (the audio the path lost, at 20 ms a frame; a stalled sender loses none).
     /// </summary>
-    public (TimeSpan Arrival, TimeSpan Sent) LongestGap(string speaker, long from, long to)
+    public (TimeSpan Arrival, TimeSpan Sent, TimeSpan Lost) LongestGap(string speaker, long from, long to)
     {
         var frames = HeardFrom(speaker);
         var arrival = TimeSpan.Zero;
         var sent = TimeSpan.Zero;
+        var lost = TimeSpan.Zero;
         Heard? previous = null;
         foreach (var frame in frames)
         {
@@ -145,12 +161,16 @@ public sealed class Participant : IAsyncDisposable
             if (frame.Arrival > to) break;
             var since = previous is { } p ? p.Arrival : from;
             arrival = Max(arrival, Stopwatch.GetElapsedTime(since, frame.Arrival));
-            if (previous is { } q) sent = Max(sent, TimeSpan.FromMilliseconds(Math.Max(0, (long)frame.SentAtMs - q.SentAtMs)));
+            if (previous is { } q)
+            {
+                sent = Max(sent, TimeSpan.FromMilliseconds(Math.Max(0, (long)frame.SentAtMs - q.SentAtMs)));
+                lost = Max(lost, TimeSpan.FromMilliseconds(20 * Math.Max(0, frame.Sequence - q.Sequence - 1)));
+            }
             previous = frame;
         }
         // A flow that stopped is a gap up to the end of the window.
         arrival = Max(arrival, Stopwatch.GetElapsedTime(previous is { } last && last.Arrival > from ? last.Arrival : from, to));
-        return (arrival, sent);
+        return (arrival, sent, lost);
     }
 
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;

@@ -60,6 +60,8 @@ public sealed class SoakTests(ITestOutputHelper output)
 
         public TimeSpan AnchorGap { get; set; }
 
+        public TimeSpan AnchorLost { get; set; }
+
         public int WrongEvictions { get; set; }
 
         public int Unhealthy { get; set; }
@@ -328,28 +330,31 @@ public sealed class SoakTests(ITestOutputHelper output)
             var anchors = (_anchor1!, _anchor2!);
             TimeSpan GapBetweenAnchors(long from, long to) =>
                 new[] { anchors.Item1.LongestGap("anchor2", from, to).Arrival, anchors.Item2.LongestGap("anchor1", from, to).Arrival }.Max();
+            TimeSpan LostBetweenAnchors(long from, long to) =>
+                new[] { anchors.Item1.LongestGap("anchor2", from, to).Lost, anchors.Item2.LongestGap("anchor1", from, to).Lost }.Max();
             for (var i = 0; i < _faults.Count; i++)
             {
                 var fault = _faults[i];
                 var until = i + 1 < _faults.Count ? _faults[i + 1].At : callEnd;
                 fault.AnchorGap = GapBetweenAnchors(fault.At, until);
+                fault.AnchorLost = LostBetweenAnchors(fault.At, until);
                 fault.WrongEvictions = _wrongEvictions.Count(w => w.At >= fault.At && w.At < until);
                 fault.Unhealthy = _unhealthy.Count(w => w.At >= fault.At && w.At < until);
                 var back = fault.MovedMemberBackAfter is { } b ? FormattableString.Invariant($", moved member back after {b.TotalMilliseconds:F0} ms") : "";
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"fault {i + 1}: {fault.What}: longest gap between the anchors {fault.AnchorGap.TotalMilliseconds:F0} ms, " +
+                    $"fault {i + 1}: {fault.What}: longest gap between the anchors {fault.AnchorGap.TotalMilliseconds:F0} ms (frames lost: {fault.AnchorLost.TotalMilliseconds:F0} ms), " +
                     $"member lists true after {fault.ListsTrueAfter?.TotalMilliseconds ?? double.NaN:F0} ms{back}, wrong evictions {fault.WrongEvictions}, " +
                     $"/healthz of a working gateway not 200: {fault.Unhealthy} of its once-a-second checks"));
             }
 
-            var (arrival, sent) = (GapBetweenAnchors(callStart, callEnd), Math.Max(anchors.Item1.LongestGap("anchor2", callStart, callEnd).Sent.Ticks,
-                anchors.Item2.LongestGap("anchor1", callStart, callEnd).Sent.Ticks));
+            var (arrival, lost) = (GapBetweenAnchors(callStart, callEnd), LostBetweenAnchors(callStart, callEnd));
+            var stall = new[] { anchors.Item1.LongestSendStall, anchors.Item2.LongestSendStall }.Max();
             var agree = _agreeTimes.Order().ToList();
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"soak: {duration.TotalMinutes:0.#} min, {_joins} joins ({_refusedJoins} refused), {_leaves} leaves, at most {_mostAtOnce} members at once, " +
                 $"{_faults.Count} faults; member lists agreed after each change within p50 {Percentile(agree, 0.5).TotalMilliseconds:F0} ms, " +
                 $"max {agree.LastOrDefault().TotalMilliseconds:F0} ms; longest media gap between the anchors {arrival.TotalMilliseconds:F0} ms " +
-                $"(audio lost {TimeSpan.FromTicks(sent).TotalMilliseconds:F0} ms); wrong evictions: {_wrongEvictions.Count}"));
+                $"(longest run of frames lost {lost.TotalMilliseconds:F0} ms; the anchors' own longest send stall {stall.TotalMilliseconds:F0} ms); wrong evictions: {_wrongEvictions.Count}"));
             foreach (var (at, what) in _wrongEvictions) output.WriteLine($"  wrong eviction at {Stopwatch.GetElapsedTime(callStart, at).TotalSeconds:F1} s: {what}");
             foreach (var (at, what) in _unhealthy) output.WriteLine($"  unhealthy at {Stopwatch.GetElapsedTime(callStart, at).TotalSeconds:F1} s: {what}");
 
@@ -363,7 +368,11 @@ public sealed class SoakTests(ITestOutputHelper output)
             var unhealthy = _unhealthy.Where(u => u.At < _faults[hang].At || u.At >= hangEnd).ToList();
             Assert.True(unhealthy.Count == 0, "working gateways reported unhealthy: " + string.Join("; ", unhealthy.Select(w => w.What)));
             // The anchors' gateways never fail: media between them flows through every fault (goal 0 for a silo's death).
-            Assert.True(arrival < TimeSpan.FromSeconds(1), $"longest gap between the anchors {arrival}");
+            // Frames the path lost count (a gap in the sender's frame numbers), and so does silence at the listener
+            // beyond what the sender itself was stalled (this test process runs every client; a stall of its own
+            // delays frames without the relay losing any).
+            Assert.True(lost < TimeSpan.FromSeconds(1), $"the anchors lost {lost} of consecutive frames");
+            Assert.True(arrival - stall < TimeSpan.FromSeconds(1), $"longest gap between the anchors {arrival}, of which the senders' own stall {stall}");
             // Members of a dead gateway, and a member whose flow moved, are back through another gateway within 2 s.
             foreach (var fault in _faults.Where(f => f.MovedMemberBackAfter is not null))
                 Assert.True(fault.MovedMemberBackAfter < TimeSpan.FromSeconds(2), $"{fault.What}: the moved member was back after {fault.MovedMemberBackAfter}");
