@@ -249,6 +249,23 @@ public sealed class ClientTests : IDisposable
     }
 
     [Fact]
+    public async Task GatewaySpeakingVersion1_RefusesTheHello_WithUnsupportedVersion_AndTheClientDoesNotRetry()
+    {
+        await using var gateway = FakeGateway.Start();
+        var hellos = 0;
+        // What a version-1 gateway answers to any other version.
+        gateway.Admission = hello =>
+        {
+            Interlocked.Increment(ref hellos);
+            return hello.Version == 1 ? null : new Error(ErrorCodes.UnsupportedVersion, $"version {hello.Version} is not supported; this gateway speaks 1");
+        };
+        var options = Options(gateway);
+        var e = await Assert.ThrowsAsync<GatewayErrorException>(() => WzpClient.ConnectAsync(options));
+        Assert.Equal(ErrorCodes.UnsupportedVersion, e.Code);
+        Assert.Equal(1, Volatile.Read(ref hellos));
+    }
+
+    [Fact]
     public async Task GatewayError_AfterJoining_EndsTheClientWithIt()
     {
         await using var gateway = FakeGateway.Start();

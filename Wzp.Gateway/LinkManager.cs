@@ -32,6 +32,10 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
     private readonly ConcurrentDictionary<string, LinkState> _links = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<uint, LinkPeer?> _byReceiveId = new(); // null: reserved during a negotiation
     private readonly string _self = server.Options.GatewayId;
+
+    // Offers accepted within the last minute (PROTOCOL.md §8): a replay through the directory is refused, so it
+    // can no longer replace a working link with one whose other end does not exist.
+    private readonly LinkOfferNonces _offerNonces = new();
     private Task _receiveLoop = Task.CompletedTask;
 
     private sealed class LinkState
@@ -159,7 +163,7 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
         var endpoint = await FindEndpointAsync(peer).ConfigureAwait(false);
         if (endpoint is null) return;
         var receiveId = NewReceiveId();
-        var step = LinkAcceptor.Accept(server.Keys.Identity, server.Keys.Credential, offer, linkIdForA: receiveId, linkIdForB: RandomId(), server.Time);
+        var step = LinkAcceptor.Accept(server.Keys.Identity, server.Keys.Credential, offer, linkIdForA: receiveId, linkIdForB: RandomId(), server.Time, _offerNonces);
         if (!step.Succeeded)
         {
             _byReceiveId.TryRemove(receiveId, out _);
