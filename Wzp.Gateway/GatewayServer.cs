@@ -98,6 +98,9 @@ public sealed partial class GatewayServer : IAsyncDisposable
     /// <summary>Members on this gateway, by room, as the forwarding path sees them.</summary>
     public IReadOnlyDictionary<string, int> LocalMembers => _forwarder.Rooms.ToDictionary(r => r.Room, r => r.Current.Locals.Length);
 
+    /// <summary>The members of <paramref name="room"/> connected here; for tests that act on one.</summary>
+    internal ImmutableArray<LocalMember> MembersOf(string room) => _forwarder.Find(room)?.Current.Locals ?? [];
+
     /// <summary>Registers with the cluster, then opens the QUIC listener and starts the loops.</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
