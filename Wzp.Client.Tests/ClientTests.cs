@@ -249,6 +249,20 @@ public sealed class ClientTests : IDisposable
     }
 
     [Fact]
+    public async Task Token_TravelsInTheConfirm_ToTheVerifiedGateway()
+    {
+        await using var gateway = FakeGateway.Start();
+        gateway.RequiredToken = "grant-1";
+        var refused = Options(gateway);
+        refused.Token = "grant-2";
+        Assert.Equal(ErrorCodes.Unauthorized, (await Assert.ThrowsAsync<GatewayErrorException>(() => WzpClient.ConnectAsync(refused))).Code);
+        var admitted = Options(gateway);
+        admitted.Token = "grant-1";
+        await using var client = await WzpClient.ConnectAsync(admitted);
+        Assert.Equal(ClientState.Joined, client.State);
+    }
+
+    [Fact]
     public async Task GatewaySpeakingVersion1_RefusesTheHello_WithUnsupportedVersion_AndTheClientDoesNotRetry()
     {
         await using var gateway = FakeGateway.Start();
