@@ -63,6 +63,48 @@ public sealed class LargeRoomTests(ClusterFixture fixture, Xunit.Abstractions.IT
     }
 
     [Fact]
+    public async Task RoomAtTheMemberLimit_AfterTheSiloHostingItDies_IsRestored_AndNewcomersStillGetEveryone()
+    {
+        var data = new TestData(1202);
+        var limit = fixture.Options.MembersPerRoom;
+        await using var harness = new GatewayHarness(fixture);
+        var gateway = await harness.StartGatewayAsync();
+        await using var standIn = await TestGateway.StartAsync(fixture, data.GatewayId());
+        var doomed = await fixture.Cluster.StartAdditionalSiloAsync();
+        await fixture.Cluster.WaitForLivenessToStabilizeAsync();
+
+        // A room placed on the doomed silo (placement is the runtime's choice: try fresh rooms until one lands there).
+        var management = fixture.Client.GetGrain<Orleans.Runtime.IManagementGrain>(0);
+        string? room = null;
+        for (var attempt = 0; attempt < 100 && room is null; attempt++)
+        {
+            var candidate = data.RoomName();
+            var anchor = await standIn.JoinAsync(candidate, (data.Fingerprint(), EscapedAlias(1)));
+            if (doomed.SiloAddress.Equals(await management.GetActivationAddress(fixture.Client.GetGrain<IRoomGrain>(candidate)))) room = candidate;
+            else await standIn.Rooms.LeaveAsync(candidate, anchor.Slot);
+        }
+        Assert.NotNull(room);
+        var first = await harness.JoinAsync(gateway, room, EscapedAlias(0));
+        await Parallel.ForEachAsync(Enumerable.Range(2, limit - 3), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) =>
+            Assert.Equal(JoinStatus.Joined, (await standIn.JoinAsync(room, (data.Fingerprint(), EscapedAlias(i)))).Status));
+        await Eventually.True(() => first.Members.Count == limit - 1, Patience, "the first member hears every join");
+        var grain = fixture.Client.GetGrain<IRoomGrain>(room);
+        var before = await grain.GetSnapshot();
+
+        await fixture.Cluster.KillSiloAsync(doomed);
+        await Eventually.True(async () => (await grain.GetSnapshot()).Incarnation != before.Incarnation, Patience, "the room re-activated");
+
+        var newcomer = await harness.JoinAsync(gateway, room, EscapedAlias(limit));
+        Assert.Equal(limit, newcomer.Members.Count);
+        await Eventually.True(() => first.Members.Count == limit, Patience, "the first member hears the newcomer after the restore");
+        Assert.Equal(ClientState.Joined, first.State);
+        Assert.Equal(0, gateway.Counters.LoopFailures(Gateway.GatewayLoop.ControlWriter));
+        var listening = Speech.ListenAsync(first, 20, TimeSpan.FromSeconds(30));
+        await Speech.TalkAsync(newcomer, "newcomer", 20);
+        Assert.Equal(20, (await listening).Count(f => f.Source == newcomer.Slot));
+    }
+
+    [Fact]
     public async Task ControlWriterFailure_IsCountedAndClosesTheConnectionWithAnError_OthersCarryOn()
     {
         var room = $"room-{Guid.NewGuid():N}";
