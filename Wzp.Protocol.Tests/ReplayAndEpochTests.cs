@@ -188,16 +188,31 @@ public sealed class ReplayAndEpochTests
         Assert.Equal(DropReason.None, Open(gateway.Keys, datagram));
     }
 
+    /// <summary>Both ends of one established link: A offered, B accepted.</summary>
+    private sealed record LinkEnds(LinkSession A, LinkSession B) : IDisposable
+    {
+        public static LinkEnds Connect(TestPeers peers)
+        {
+            using var gatewayB = Identity.Generate();
+            var credentialB = GatewayCredential.Issue(peers.Cluster, "gw-b", gatewayB.PublicKey, peers.Clock.GetUtcNow().AddHours(-1), peers.Clock.GetUtcNow().AddDays(1));
+            using var offerer = new LinkOfferer(peers.Gateway, peers.Credential, peers.Clock);
+            var accepted = LinkAcceptor.Accept(gatewayB, credentialB, offerer.Offer, 10, 20, peers.Clock).Value!;
+            return new LinkEnds(offerer.OnAccept(accepted.Accept).Value!, accepted.Session);
+        }
+
+        public void Dispose()
+        {
+            A.Dispose();
+            B.Dispose();
+        }
+    }
+
     [Fact]
     public void Tamper_LinkDatagramBitFlips_AreRejected()
     {
         using var peers = new TestPeers();
-        using var gatewayB = Identity.Generate();
-        var credentialB = GatewayCredential.Issue(peers.Cluster, "gw-b", gatewayB.PublicKey, peers.Clock.GetUtcNow().AddHours(-1), peers.Clock.GetUtcNow().AddDays(1));
-        using var offerer = new LinkOfferer(peers.Gateway, peers.Credential, peers.Clock);
-        var accepted = LinkAcceptor.Accept(gatewayB, credentialB, offerer.Offer, 10, 20, peers.Clock).Value!;
-        using var a = offerer.OnAccept(accepted.Accept).Value!;
-        using var b = accepted.Session;
+        using var link = LinkEnds.Connect(peers);
+        var (a, b) = (link.A, link.B);
         var buffer = new byte[LinkDatagram.MaxSize];
         var n = LinkDatagram.Seal(a.Keys, a.SendLinkId, LinkDatagram.RoomTag("r"), 4, Header, "media"u8, buffer);
         var datagram = buffer[..n];
@@ -220,12 +235,8 @@ public sealed class ReplayAndEpochTests
     public void LinkDatagram_AuthenticButLongerThanAMediaDatagramCanCarry_IsMalformed(int plaintextLength)
     {
         using var peers = new TestPeers();
-        using var gatewayB = Identity.Generate();
-        var credentialB = GatewayCredential.Issue(peers.Cluster, "gw-b", gatewayB.PublicKey, peers.Clock.GetUtcNow().AddHours(-1), peers.Clock.GetUtcNow().AddDays(1));
-        using var offerer = new LinkOfferer(peers.Gateway, peers.Credential, peers.Clock);
-        var accepted = LinkAcceptor.Accept(gatewayB, credentialB, offerer.Offer, 10, 20, peers.Clock).Value!;
-        using var a = offerer.OnAccept(accepted.Accept).Value!;
-        using var b = accepted.Session;
+        using var link = LinkEnds.Connect(peers);
+        var (a, b) = (link.A, link.B);
         var tooLong = new byte[plaintextLength];
         var buffer = new byte[LinkDatagram.MinSize + plaintextLength];
         Assert.Throws<ArgumentException>(() => LinkDatagram.Seal(a.Keys, a.SendLinkId, 1, 4, Header, tooLong, buffer));
