@@ -87,7 +87,7 @@ internal static class RelayCommand
             var endpoint = server.ClientEndPoint;
             var fingerprint = server.Keys.ClusterFingerprint;
             var joinAddress = endpoint.Address.Equals(IPAddress.Any) ? $"THIS-HOST:{endpoint.Port}" : endpoint.ToString();
-            console.Out.WriteLine($"relay ready: gateway '{server.Keys.Credential.GatewayId}' listening on {endpoint} (QUIC, ALPN wzp/1)");
+            console.Out.WriteLine($"relay ready: gateway '{server.Keys.Credential.GatewayId}' listening on {endpoint} (QUIC, ALPN wzp/1, protocol version {Wzp.Protocol.HelloLimits.Version})");
             console.Out.WriteLine($"cluster fingerprint {fingerprint}");
             console.Out.WriteLine($"keys in {dataDirectory}");
             console.Out.WriteLine($"join with: wzp join myroom --gateway {joinAddress} --pin {fingerprint}");

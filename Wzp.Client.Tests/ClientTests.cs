@@ -249,6 +249,37 @@ public sealed class ClientTests : IDisposable
     }
 
     [Fact]
+    public async Task Token_TravelsInTheConfirm_ToTheVerifiedGateway()
+    {
+        await using var gateway = FakeGateway.Start();
+        gateway.RequiredToken = "grant-1";
+        var refused = Options(gateway);
+        refused.Token = "grant-2";
+        Assert.Equal(ErrorCodes.Unauthorized, (await Assert.ThrowsAsync<GatewayErrorException>(() => WzpClient.ConnectAsync(refused))).Code);
+        var admitted = Options(gateway);
+        admitted.Token = "grant-1";
+        await using var client = await WzpClient.ConnectAsync(admitted);
+        Assert.Equal(ClientState.Joined, client.State);
+    }
+
+    [Fact]
+    public async Task GatewaySpeakingVersion1_RefusesTheHello_WithUnsupportedVersion_AndTheClientDoesNotRetry()
+    {
+        await using var gateway = FakeGateway.Start();
+        var hellos = 0;
+        // What a version-1 gateway answers to any other version.
+        gateway.Admission = hello =>
+        {
+            Interlocked.Increment(ref hellos);
+            return hello.Version == 1 ? null : new Error(ErrorCodes.UnsupportedVersion, $"version {hello.Version} is not supported; this gateway speaks 1");
+        };
+        var options = Options(gateway);
+        var e = await Assert.ThrowsAsync<GatewayErrorException>(() => WzpClient.ConnectAsync(options));
+        Assert.Equal(ErrorCodes.UnsupportedVersion, e.Code);
+        Assert.Equal(1, Volatile.Read(ref hellos));
+    }
+
+    [Fact]
     public async Task GatewayError_AfterJoining_EndsTheClientWithIt()
     {
         await using var gateway = FakeGateway.Start();

@@ -52,6 +52,9 @@ internal sealed class FakeGateway : IAsyncDisposable
     /// <summary>Refuses a hello with this error instead of welcoming it (e.g. <c>room-full</c>); null admits.</summary>
     public Func<Hello, Error?> Admission { get; set; } = _ => null;
 
+    /// <summary>The token a confirm must carry, checked as the real gateway does (after the MAC); null accepts any.</summary>
+    public string? RequiredToken { get; set; }
+
     /// <summary>Refuses after a valid confirm instead of sending <c>joined</c>; null admits.</summary>
     public Func<Hello, Error?> JoinAdmission { get; set; } = _ => null;
 
@@ -93,7 +96,9 @@ internal sealed class FakeGateway : IAsyncDisposable
     private async Task ServeAsync(QuicConnection connection)
     {
         var control = new ControlChannel(connection);
-        using var handshake = new GatewayHandshake(GatewayIdentity, Credential);
+        var required = RequiredToken;
+        using var handshake = new GatewayHandshake(GatewayIdentity, Credential,
+            new GatewayHandshakeOptions { TokenValidator = required is null ? null : token => token == required });
         FakeSession? session = null;
         try
         {

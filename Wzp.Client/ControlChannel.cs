@@ -12,13 +12,14 @@ internal sealed class ControlChannel(QuicConnection connection)
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly ControlFrameReader _reader = new();
 
+    /// <summary>Writes one message: one frame, or a member list over one frame in parts, back to back.</summary>
     public async Task SendAsync(ControlMessage message, CancellationToken cancellationToken)
     {
-        var frame = ControlCodec.Encode(message);
+        var frames = ControlCodec.EncodeFrames(message);
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await connection.WriteAsync(frame, cancellationToken).ConfigureAwait(false);
+            foreach (var frame in frames) await connection.WriteAsync(frame, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -26,7 +27,7 @@ internal sealed class ControlChannel(QuicConnection connection)
         }
     }
 
-    /// <summary>The next message, or null when the gateway ended the stream.</summary>
+    /// <summary>The next whole message (parts of a member list come out as one), or null when the gateway ended the stream.</summary>
     /// <exception cref="ControlFrameException">The gateway sent a frame that cannot be read.</exception>
     /// <exception cref="QuicException">The connection closed.</exception>
     public async Task<ControlMessage?> ReceiveAsync(CancellationToken cancellationToken)

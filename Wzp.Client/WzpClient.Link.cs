@@ -162,6 +162,11 @@ public sealed partial class WzpClient
             {
                 await FailAsync(new ConnectionLostException($"the gateway sent an unreadable control frame: {e.Message}", e)).ConfigureAwait(false);
             }
+            catch (Exception e) when (!token.IsCancellationRequested)
+            {
+                // Anything else would end this loop unobserved, leaving a link that looks joined but hears nothing.
+                await FailAsync(new ConnectionLostException($"the control loop failed: {e.Message}", e)).ConfigureAwait(false);
+            }
         }
 
         private async Task TimerLoopAsync()
@@ -191,6 +196,11 @@ public sealed partial class WzpClient
             catch (QuicException e)
             {
                 End(new ConnectionLostException(DescribeQuicFailure(e.CloseInfo), e));
+            }
+            catch (Exception e) when (!token.IsCancellationRequested)
+            {
+                // Without pings the gateway would drop the connection at its idle timeout with no reason given.
+                await FailAsync(new ConnectionLostException($"the ping loop failed: {e.Message}", e)).ConfigureAwait(false);
             }
         }
 

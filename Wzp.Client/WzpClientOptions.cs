@@ -26,7 +26,10 @@ public sealed class WzpClientOptions
     /// <summary>Display name shown to other members; up to 64 characters. Defaults to empty.</summary>
     public string Alias { get; set; } = "";
 
-    /// <summary>Access token for gateways that require one; up to 4096 characters. Defaults to empty.</summary>
+    /// <summary>
+    /// Access token for gateways that require one; up to 4096 characters. Defaults to empty. It travels only in the
+    /// confirm, after the gateway proved it belongs to the pinned or known cluster (PROTOCOL.md §5.4).
+    /// </summary>
     public string Token { get; set; } = "";
 
     /// <summary>

@@ -53,8 +53,9 @@ public sealed class GatewayHarness : IAsyncDisposable
     /// <param name="port">Another port to reach the gateway by, such as an impairing relay's.</param>
     /// <param name="connectTimeout">How long the QUIC and Wzp handshakes may take; the client's default when null.</param>
     /// <param name="loggerFactory">Where the client logs; nowhere when null.</param>
+    /// <param name="token">The access token the client presents.</param>
     public async Task<WzpClient> JoinAsync(GatewayServer gateway, string room, string alias, int? port = null, TimeSpan? connectTimeout = null,
-        Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null)
+        Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null, string token = "")
     {
         var client = await WzpClient.ConnectAsync(new WzpClientOptions
         {
@@ -63,6 +64,7 @@ public sealed class GatewayHarness : IAsyncDisposable
             Identity = Identity.Generate(),
             Room = room,
             Alias = alias,
+            Token = token,
             PinnedClusterFingerprint = gateway.Keys.ClusterFingerprint,
             KnownClustersPath = Path.Combine(_directory, "known_clusters"),
             Reconnect = false,

@@ -342,9 +342,13 @@ public sealed class GatewayObservabilityTests(ClusterFixture fixture)
     {
         await using var harness = new GatewayHarness(fixture);
         var gateway = await harness.StartGatewayAsync(configure: o => o.Token = "open-sesame");
-        var error = await Assert.ThrowsAsync<GatewayErrorException>(() => harness.JoinAsync(gateway, $"room-{Guid.NewGuid():N}", "mallory"));
+        var room = $"room-{Guid.NewGuid():N}";
+        var error = await Assert.ThrowsAsync<GatewayErrorException>(() => harness.JoinAsync(gateway, room, "mallory", token: "open-barley"));
         Assert.Equal(ErrorCodes.Unauthorized, error.Code);
         Assert.Equal(1, gateway.Counters.HandshakeFailures);
+        // The right token, carried in the confirm, admits.
+        var alice = await harness.JoinAsync(gateway, room, "alice", token: "open-sesame");
+        Assert.Equal(ClientState.Joined, alice.State);
     }
 
     [Fact]
@@ -480,7 +484,7 @@ public sealed class GatewayBadInputTests(ClusterFixture fixture)
             var session = handshake.OnWelcome(welcome).Value!;
             var wrong = session.Confirm.Mac.ToArray();
             wrong[0] ^= 1;
-            await framing.SendAsync(new Confirm(wrong));
+            await framing.SendAsync(new Confirm(wrong, ""));
             Assert.Equal(ErrorCodes.BadMac, await ErrorCodeAsync(framing));
             await connection.DisposeAsync();
 
@@ -514,6 +518,28 @@ public sealed class GatewayBadInputTests(ClusterFixture fixture)
         var listening = Speech.ListenAsync(bob, 100, TimeSpan.FromSeconds(20));
         await Speech.TalkAsync(alice, "alice", 100);
         Assert.Equal(Enumerable.Range(0, 100), (await listening).Where(f => f.Source == alice.Slot).Select(f => (int)f.Header.Sequence).Order());
+    }
+
+    [Fact]
+    public async Task Version1Hello_WithItsToken_GetsUnsupportedVersion()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        var gateway = await harness.StartGatewayAsync(configure: o => o.Token = "open-sesame");
+        // What a version-1 client writes: its token inside the hello, signed under the version-1 label.
+        using var identity = Identity.Generate();
+        using var ephemeral = EphemeralKey.Generate();
+        var v1 = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object>
+        {
+            ["type"] = "hello", ["version"] = 1, ["identityKey"] = identity.PublicKey.ToArray(), ["ephemeralKey"] = ephemeral.PublicKey.ToArray(),
+            ["nonce"] = new byte[32], ["room"] = "room", ["alias"] = "old", ["token"] = "open-sesame", ["signature"] = new byte[64],
+        });
+        var frame = new byte[4 + v1.Length];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(frame, (uint)v1.Length);
+        v1.CopyTo(frame, 4);
+        var (connection, framing) = await ConnectAsync(gateway);
+        await connection.WriteAsync(frame);
+        Assert.Equal(ErrorCodes.UnsupportedVersion, await ErrorCodeAsync(framing));
+        await connection.DisposeAsync();
     }
 }
 

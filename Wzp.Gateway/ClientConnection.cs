@@ -24,7 +24,7 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
         connection.SetDatagramHandler(server.DropUnknownDatagram);
         // Datagrams that arrived before the handler was set waited in the connection's queue.
         GatewayServer.DrainQueued(connection, _ => server.Counters.Drop(GatewayDrop.UnknownSession));
-        var control = new ControlStream(connection, _options.MaxQueuedControlMessages);
+        var control = new ControlStream(connection, _options.MaxQueuedControlMessages, server.Counters, logger);
         using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         var writer = control.RunWriterAsync(lifetime.Token);
         GatewaySession? session = null;

@@ -3,6 +3,7 @@ using System.Collections.Immutable;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using Wzp.Grains.Routing;
 using Wzp.Protocol;
 using Wzp.Quic;
 
@@ -144,9 +145,15 @@ internal sealed class RoomFanout(string room)
         }
     }
 
-    internal sealed record Recipients(ImmutableArray<LocalMember> Locals, ImmutableArray<LinkPeer> Links)
+    /// <param name="Locals">Members connected here.</param>
+    /// <param name="Links">Gateways with members of the room, to send its media to.</param>
+    /// <param name="Routing">
+    /// The room's members by slot and gateway, as this gateway last learned them: a link may send media only from
+    /// slots of its own gateway's members. Null until the first routing table arrives.
+    /// </param>
+    internal sealed record Recipients(ImmutableArray<LocalMember> Locals, ImmutableArray<LinkPeer> Links, RoomRouting? Routing)
     {
-        public static readonly Recipients Empty = new([], []);
+        public static readonly Recipients Empty = new([], [], null);
     }
 }
 
@@ -197,12 +204,12 @@ internal sealed class Forwarder(GatewayCounters counters, GatewayHistograms hist
         }
     }
 
-    /// <summary>Sets the remote gateways a room's media goes to.</summary>
-    public void SetLinks(string room, ImmutableArray<LinkPeer> links)
+    /// <summary>Sets the remote gateways a room's media goes to, and the routing that says what each may send.</summary>
+    public void SetLinks(string room, ImmutableArray<LinkPeer> links, RoomRouting routing)
     {
         lock (_membership)
         {
-            if (_rooms.TryGetValue(room, out var fanout)) fanout.Swap(r => r with { Links = links });
+            if (_rooms.TryGetValue(room, out var fanout)) fanout.Swap(r => r with { Links = links, Routing = routing });
         }
     }
 
@@ -226,7 +233,11 @@ internal sealed class Forwarder(GatewayCounters counters, GatewayHistograms hist
         CryptographicOperations.ZeroMemory(payload);
     }
 
-    /// <summary>A datagram from another gateway's link.</summary>
+    /// <summary>
+    /// A datagram from another gateway's link. Forwarded only into a room where that gateway has members and only
+    /// from one of their slots: a peer (compromised, or simply confused about a room) can speak for its own
+    /// members, never inject into other rooms or pose as members of other gateways.
+    /// </summary>
     public void OnLinkDatagram(LinkPeer link, ReadOnlySpan<byte> datagram, long now)
     {
         Span<byte> plaintext = stackalloc byte[LinkDatagram.MaxSize];
@@ -237,16 +248,28 @@ internal sealed class Forwarder(GatewayCounters counters, GatewayHistograms hist
             return;
         }
         link.OnReceived(now);
-        if (tag == LinkManager.KeepaliveTag) return;
         var payload = plaintext[..length];
-        if (_byTag.TryGetValue(tag, out var fanout))
+        if (tag != LinkManager.KeepaliveTag)
         {
-            SendToLocals(fanout.Current.Locals, source, datagram.Slice(19, MediaHeader.Size), payload, except: null);
-            histograms.RecordForward(now, ForwardPath.Link);
+            var drop = Admit(link, tag, source, out var fanout);
+            if (drop is { } refused)
+                counters.Drop(refused);
+            else
+            {
+                SendToLocals(fanout!.Current.Locals, source, datagram.Slice(19, MediaHeader.Size), payload, except: null);
+                histograms.RecordForward(now, ForwardPath.Link);
+            }
         }
-        else
-            counters.Drop(GatewayDrop.UnknownSession);
         CryptographicOperations.ZeroMemory(payload);
+    }
+
+    /// <summary>Null when <paramref name="link"/> may send media from <paramref name="source"/> into the room tagged <paramref name="tag"/>.</summary>
+    private GatewayDrop? Admit(LinkPeer link, ulong tag, ushort source, out RoomFanout? fanout)
+    {
+        if (!_byTag.TryGetValue(tag, out fanout)) return GatewayDrop.UnknownSession;
+        var routing = fanout.Current.Routing;
+        if (routing is not null && routing.BySlot.TryGetValue(source, out var member) && member.GatewayId == link.PeerId) return null;
+        return routing is not null && routing.ByGateway.ContainsKey(link.PeerId) ? GatewayDrop.ForeignSource : GatewayDrop.ForeignRoom;
     }
 
     private void SendToLocals(ImmutableArray<LocalMember> locals, ushort source, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload, LocalMember? except)

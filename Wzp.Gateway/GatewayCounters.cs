@@ -14,6 +14,21 @@ public enum GatewayDrop
     Congestion,
     /// <summary>From a connection that has not joined, or for a link or room this gateway does not know.</summary>
     UnknownSession,
+    /// <summary>From a link, for a room in which the sending gateway has no member.</summary>
+    ForeignRoom,
+    /// <summary>From a link, with a source slot that is not a member on the sending gateway.</summary>
+    ForeignSource,
+}
+
+/// <summary>The gateway's background loops, each of which must outlive any one failure.</summary>
+public enum GatewayLoop
+{
+    /// <summary>Rekeys, rekey reports, link maintenance (GatewayServer, every 100 ms).</summary>
+    Tick,
+    /// <summary>Media from other gateways (LinkManager).</summary>
+    LinkReceive,
+    /// <summary>One client's control messages out (ControlStream); a failure closes that client's connection.</summary>
+    ControlWriter,
 }
 
 /// <summary>
@@ -26,6 +41,7 @@ public sealed class GatewayCounters : IDisposable
     public const string MeterName = "Wzp.Gateway";
 
     private readonly long[] _drops = new long[Enum.GetValues<GatewayDrop>().Length];
+    private readonly long[] _loopFailures = new long[Enum.GetValues<GatewayLoop>().Length];
     private readonly Meter _meter;
     private long _forwarded;
     private long _forwardedBytes;
@@ -60,6 +76,9 @@ public sealed class GatewayCounters : IDisposable
             description: "Completed gateway link rekeys");
         _meter.CreateObservableCounter("wzp.gateway.evictions", () => new Measurement<long>(Evictions, gateway),
             description: "Members the room removed while connected here, disconnected with an error");
+        _meter.CreateObservableCounter("wzp.gateway.loop.failures", () =>
+            Enum.GetValues<GatewayLoop>().Select(l => new Measurement<long>(LoopFailures(l), [.. gateway, new("loop", LoopTag(l))])),
+            description: "Exceptions caught in background loops, by loop (each was logged and the loop went on)");
         _meter.CreateObservableCounter("wzp.gateway.handshake.failures", () => new Measurement<long>(HandshakeFailures, gateway),
             description: "Client handshakes that failed or were refused");
     }
@@ -88,6 +107,11 @@ public sealed class GatewayCounters : IDisposable
     public long TotalDrops => Enumerable.Range(0, _drops.Length).Sum(i => Interlocked.Read(ref _drops[i]));
 
     internal void Drop(GatewayDrop reason) => Interlocked.Increment(ref _drops[(int)reason]);
+
+    /// <summary>Exceptions a background loop caught, logged and survived.</summary>
+    public long LoopFailures(GatewayLoop loop) => Interlocked.Read(ref _loopFailures[(int)loop]);
+
+    internal void OnLoopFailure(GatewayLoop loop) => Interlocked.Increment(ref _loopFailures[(int)loop]);
 
     internal void Drop(DropReason reason) => Drop(reason switch
     {
@@ -122,7 +146,16 @@ public sealed class GatewayCounters : IDisposable
         GatewayDrop.Authentication => "aead",
         GatewayDrop.Replay => "replay",
         GatewayDrop.Congestion => "congestion",
+        GatewayDrop.ForeignRoom => "foreign-room",
+        GatewayDrop.ForeignSource => "foreign-source",
         _ => "unknown-session",
+    };
+
+    private static string LoopTag(GatewayLoop loop) => loop switch
+    {
+        GatewayLoop.Tick => "tick",
+        GatewayLoop.LinkReceive => "link-receive",
+        _ => "control-writer",
     };
 
     public void Dispose() => _meter.Dispose();

@@ -85,7 +85,10 @@ public sealed class GatewayOptions
     /// <summary>A link that received nothing for this long while media was sent on it is re-negotiated. Defaults to 15 seconds.</summary>
     public TimeSpan LinkIdleTimeout { get; set; } = TimeSpan.FromSeconds(15);
 
-    /// <summary>Optional access token every hello must carry. Defaults to empty: no token required.</summary>
+    /// <summary>
+    /// Optional access token every confirm must carry (PROTOCOL.md §5.4: clients send it only after verifying the
+    /// gateway). Defaults to empty: no token required.
+    /// </summary>
     public string Token { get; set; } = "";
 
     internal string ResolvedIdentityFile => Resolve(IdentityFile, "gateway.seed");

@@ -99,6 +99,9 @@ public sealed partial class GatewayServer : IAsyncDisposable
     /// <summary>Members on this gateway, by room, as the forwarding path sees them.</summary>
     public IReadOnlyDictionary<string, int> LocalMembers => _forwarder.Rooms.ToDictionary(r => r.Room, r => r.Current.Locals.Length);
 
+    /// <summary>The members of <paramref name="room"/> connected here; for tests that act on one.</summary>
+    internal ImmutableArray<LocalMember> MembersOf(string room) => _forwarder.Find(room)?.Current.Locals ?? [];
+
     /// <summary>Registers with the cluster, then opens the QUIC listener and starts the loops.</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -359,7 +362,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
         if (routing is null) return;
         var peers = routing.ByGateway.Keys.Where(g => g != Options.GatewayId).ToList();
         var links = peers.Select(Links.Ensure).OfType<LinkPeer>().ToImmutableArray();
-        _forwarder.SetLinks(room, links);
+        _forwarder.SetLinks(room, links, routing);
     }
 
     internal void RefreshAllLinks()
@@ -367,35 +370,56 @@ public sealed partial class GatewayServer : IAsyncDisposable
         foreach (var fanout in _forwarder.Rooms) RefreshLinks(fanout.Room);
     }
 
+    /// <summary>Runs at the start of every tick, inside the loop's guard; for tests that make a tick throw.</summary>
+    internal Action? BeforeTick { get; set; }
+
+    /// <summary>
+    /// Rekeys, rekey reports and link upkeep, every 100 ms for as long as the gateway runs. A tick that throws is
+    /// logged, counted and the next one runs: if this loop ended, no member would rekey again and the rooms would
+    /// evict every member of this gateway at the next deadline. One member's failure does not skip the others.
+    /// </summary>
     private async Task TickLoopAsync(CancellationToken stopping)
     {
         using var timer = new PeriodicTimer(TickPeriod, Time);
+        var failures = new LoopFailureGate(Counters, GatewayLoop.Tick, Time);
         var ticks = 0L;
         try
         {
             while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false))
             {
-                // Once a second, bring up any link a room needs that a lost message left missing.
-                if (++ticks % 10 == 0) RefreshAllLinks();
-                foreach (var fanout in _forwarder.Rooms)
+                try
                 {
-                    foreach (var member in fanout.Current.Locals)
+                    BeforeTick?.Invoke();
+                    // Once a second, bring up any link a room needs that a lost message left missing.
+                    if (++ticks % 10 == 0) RefreshAllLinks();
+                    foreach (var fanout in _forwarder.Rooms)
                     {
-                        member.Session.Keys.Maintain();
-                        if (!member.StartRekeyIfDue(Time, Options.RekeyDebounce))
-                            _ = member.Connection.CloseAsync(ClientConnection.CloseProtocolError, "control stream stalled");
+                        foreach (var member in fanout.Current.Locals)
+                        {
+                            try
+                            {
+                                member.Session.Keys.Maintain();
+                                if (!member.StartRekeyIfDue(Time, Options.RekeyDebounce))
+                                    _ = member.Connection.CloseAsync(ClientConnection.CloseProtocolError, "control stream stalled");
+                            }
+                            catch (Exception e)
+                            {
+                                if (failures.OnFailure(out var count)) Log.TickFailed(_logger, count, e);
+                            }
+                        }
                     }
+                    ReportFinishedRekeys();
+                    Links.Tick();
                 }
-                ReportFinishedRekeys();
-                Links.Tick();
+                catch (Exception e)
+                {
+                    // Not the timer's cancellation, which only WaitForNextTickAsync throws, outside this block.
+                    if (failures.OnFailure(out var count)) Log.TickFailed(_logger, count, e);
+                }
             }
         }
         catch (OperationCanceledException)
         {
-        }
-        catch (Exception e)
-        {
-            Log.TickFailed(_logger, e);
         }
     }
 
@@ -465,7 +489,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
         [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "Room {Room}: member {Slot} removed by the cluster ({Why}); disconnecting it")]
         public static partial void Evicted(ILogger logger, string room, ushort slot, string why);
 
-        [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "Gateway maintenance loop failed")]
-        public static partial void TickFailed(ILogger logger, Exception exception);
+        [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "Gateway maintenance tick failed ({Failures} so far); the loop goes on")]
+        public static partial void TickFailed(ILogger logger, long failures, Exception exception);
     }
 }

@@ -32,6 +32,11 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
     private readonly ConcurrentDictionary<string, LinkState> _links = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<uint, LinkPeer?> _byReceiveId = new(); // null: reserved during a negotiation
     private readonly string _self = server.Options.GatewayId;
+
+    // Offers accepted within the last minute (PROTOCOL.md §8): a replay through the directory is refused, so it
+    // can no longer replace a working link with one whose other end does not exist.
+    private readonly LinkOfferNonces _offerNonces = new();
+    private readonly LoopFailureGate _failures = new(forwarder.Counters, GatewayLoop.LinkReceive, server.Time);
     private Task _receiveLoop = Task.CompletedTask;
 
     private sealed class LinkState
@@ -159,7 +164,7 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
         var endpoint = await FindEndpointAsync(peer).ConfigureAwait(false);
         if (endpoint is null) return;
         var receiveId = NewReceiveId();
-        var step = LinkAcceptor.Accept(server.Keys.Identity, server.Keys.Credential, offer, linkIdForA: receiveId, linkIdForB: RandomId(), server.Time);
+        var step = LinkAcceptor.Accept(server.Keys.Identity, server.Keys.Credential, offer, linkIdForA: receiveId, linkIdForB: RandomId(), server.Time, _offerNonces);
         if (!step.Succeeded)
         {
             _byReceiveId.TryRemove(receiveId, out _);
@@ -397,7 +402,11 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
         }
     }
 
-    /// <summary>Media from other gateways: one socket, routed by link id, no allocation per datagram.</summary>
+    /// <summary>
+    /// Media from other gateways: one socket, routed by link id, no allocation per datagram. Runs as long as the
+    /// gateway: a datagram whose handling throws is counted and logged (at most once a second) and the loop goes
+    /// on, since every link of this gateway goes deaf when it ends.
+    /// </summary>
     private async Task ReceiveLoopAsync(CancellationToken stopping)
     {
         var buffer = GC.AllocateUninitializedArray<byte>(2048, pinned: true);
@@ -417,19 +426,43 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
             {
                 return;
             }
-            var datagram = buffer.AsSpan(0, received);
-            if (!LinkDatagram.TryReadLinkId(datagram, out var linkId))
+            catch (Exception e)
             {
-                forwarder.Counters.Drop(GatewayDrop.Malformed);
+                // Not seen in practice; pause so that a socket failing this way does not spin a core.
+                OnLoopFailure(e);
+                await Task.Delay(TimeSpan.FromMilliseconds(100), server.Time, stopping).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 continue;
             }
-            if (!_byReceiveId.TryGetValue(linkId, out var link) || link is null)
+            try
             {
-                forwarder.Counters.Drop(GatewayDrop.UnknownSession);
-                continue;
+                OnDatagram(buffer.AsSpan(0, received));
             }
-            forwarder.OnLinkDatagram(link, datagram, server.Time.GetTimestamp());
+            catch (Exception e)
+            {
+                OnLoopFailure(e);
+            }
         }
+    }
+
+    private void OnDatagram(ReadOnlySpan<byte> datagram)
+    {
+        if (!LinkDatagram.TryReadLinkId(datagram, out var linkId))
+        {
+            forwarder.Counters.Drop(GatewayDrop.Malformed);
+            return;
+        }
+        if (!_byReceiveId.TryGetValue(linkId, out var link) || link is null)
+        {
+            forwarder.Counters.Drop(GatewayDrop.UnknownSession);
+            return;
+        }
+        forwarder.OnLinkDatagram(link, datagram, server.Time.GetTimestamp());
+    }
+
+    private void OnLoopFailure(Exception e)
+    {
+        // A peer that can make every datagram throw must not turn the log into a second flood.
+        if (_failures.OnFailure(out var failures)) Log.ReceiveFailed(logger, failures, e);
     }
 
     private static partial class Log
@@ -445,6 +478,9 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
 
         [LoggerMessage(EventId = 204, Level = LogLevel.Warning, Message = "Link to gateway {Peer} received nothing for the idle timeout; re-negotiating")]
         public static partial void LinkIdle(ILogger logger, string peer);
+
+        [LoggerMessage(EventId = 205, Level = LogLevel.Error, Message = "Handling a link datagram failed ({Failures} so far); the link receive loop goes on")]
+        public static partial void ReceiveFailed(ILogger logger, long failures, Exception exception);
 
         [LoggerMessage(EventId = 203, Level = LogLevel.Warning, Message = "Gateway directory call failed")]
         public static partial void DirectoryFailed(ILogger logger, Exception exception);

@@ -94,7 +94,7 @@ public sealed class ControlAndFileTests
         var welcome = gateway.OnHello(client.Hello).Value!;
         ControlMessage[] messages =
         [
-            client.Hello, welcome, new Confirm(new byte[32]),
+            client.Hello, welcome, new Confirm(new byte[32], "grant"),
             new Joined("room", 3, 9, [new MemberInfo(1, new byte[16], "bob"), new MemberInfo(2, new byte[16], "")]),
             new RoomUpdate([new MemberInfo(4, new byte[16], "eve")], [1, 2]), new Rekey(2, new byte[32], new byte[64]),
             new RekeyAck(2, new byte[32], new byte[32]), new RekeyDone(2), new Leave(), new Ping(), new Pong(), new Error(ErrorCodes.RoomFull, "full"),

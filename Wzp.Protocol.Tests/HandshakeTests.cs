@@ -40,17 +40,49 @@ public sealed class HandshakeTests
         using var peers = new TestPeers();
         using var client = peers.Client();
         using var gateway = peers.GatewaySide();
-        var result = gateway.OnHello(client.Hello with { Version = 2 });
-        Assert.Equal(ErrorCodes.UnsupportedVersion, result.Failure!.Code);
+        Assert.Equal(ErrorCodes.UnsupportedVersion, gateway.OnHello(client.Hello with { Version = 1 }).Failure!.Code);
+        using var other = peers.GatewaySide();
+        Assert.Equal(ErrorCodes.UnsupportedVersion, other.OnHello(client.Hello with { Version = 3 }).Failure!.Code);
     }
 
     [Fact]
-    public void Hello_RefusedToken_IsUnauthorized()
+    public void Hello_Version1OnTheWire_WithItsToken_IsRefusedWithUnsupportedVersion()
+    {
+        // A version-1 hello as such a client writes it: the token travels in the hello.
+        var v1 = """{"type":"hello","version":1,"identityKey":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","ephemeralKey":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","nonce":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","room":"room","alias":"","token":"secret","signature":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="}"""u8;
+        var hello = Assert.IsType<Hello>(ControlCodec.Decode(v1));
+        using var peers = new TestPeers();
+        using var gateway = peers.GatewaySide();
+        Assert.Equal(ErrorCodes.UnsupportedVersion, gateway.OnHello(hello).Failure!.Code);
+    }
+
+    [Fact]
+    public void Hello_CarriesNoToken_TheConfirmDoesUnderItsMac()
     {
         using var peers = new TestPeers();
+        using var client = new ClientHandshake(Identity.Generate(), "room", "alias", "grant-7f3a", peers.Cluster.PublicKey, peers.Clock);
+        Assert.DoesNotContain("grant-7f3a", System.Text.Encoding.UTF8.GetString(ControlCodec.SerializeBody(client.Hello)), StringComparison.Ordinal);
+        using var gateway = new GatewayHandshake(peers.Gateway, peers.Credential, new GatewayHandshakeOptions { TokenValidator = t => t == "grant-7f3a" }, peers.Clock);
+        var session = client.OnWelcome(gateway.OnHello(client.Hello).Value!).Value!;
+        Assert.Equal("grant-7f3a", session.Confirm.Token);
+        Assert.True(gateway.OnConfirm(session.Confirm).Succeeded);
+    }
+
+    [Fact]
+    public void Confirm_RefusedToken_IsUnauthorized_AndAnAlteredTokenFailsTheMac()
+    {
+        using var peers = new TestPeers();
+        var validator = new GatewayHandshakeOptions { TokenValidator = t => t == "secret" };
         using var client = peers.Client();
-        using var gateway = new GatewayHandshake(peers.Gateway, peers.Credential, new GatewayHandshakeOptions { TokenValidator = t => t == "secret" }, peers.Clock);
-        Assert.Equal(ErrorCodes.Unauthorized, gateway.OnHello(client.Hello).Failure!.Code);
+        using var gateway = new GatewayHandshake(peers.Gateway, peers.Credential, validator, peers.Clock);
+        var session = client.OnWelcome(gateway.OnHello(client.Hello).Value!).Value!;
+        Assert.Equal(ErrorCodes.Unauthorized, gateway.OnConfirm(session.Confirm).Failure!.Code);
+
+        // A man in the middle who swaps in another token breaks the MAC over it.
+        using var client2 = peers.Client();
+        using var gateway2 = new GatewayHandshake(peers.Gateway, peers.Credential, validator, peers.Clock);
+        var session2 = client2.OnWelcome(gateway2.OnHello(client2.Hello).Value!).Value!;
+        Assert.Equal(ErrorCodes.BadMac, gateway2.OnConfirm(session2.Confirm with { Token = "secret" }).Failure!.Code);
     }
 
     [Fact]
@@ -62,7 +94,7 @@ public sealed class HandshakeTests
         var session = client.OnWelcome(gateway.OnHello(client.Hello).Value!).Value!;
         var mac = session.Confirm.Mac.ToArray();
         mac[0] ^= 0x80;
-        var result = gateway.OnConfirm(new Confirm(mac));
+        var result = gateway.OnConfirm(new Confirm(mac, ""));
         Assert.False(result.Succeeded);
         Assert.Equal(ErrorCodes.BadMac, result.Failure!.Code);
     }
@@ -108,11 +140,11 @@ public sealed class HandshakeTests
         // A signed hello whose ephemeral key is a low-order point.
         var zero = new byte[32];
         var nonce = new byte[32];
-        var helloHash = HandshakeKeys.HelloHash(identity.PublicKey, zero, nonce, "room", "", "");
-        var hello = new Hello(1, identity.PublicKey, zero, nonce, "room", "", "", identity.Sign(HandshakeKeys.Labelled(HandshakeKeys.HelloLabel, helloHash)));
+        var helloHash = HandshakeKeys.HelloHash(HelloLimits.Version, identity.PublicKey, zero, nonce, "room", "");
+        var hello = new Hello(HelloLimits.Version, identity.PublicKey, zero, nonce, "room", "", identity.Sign(HandshakeKeys.Labelled(HandshakeKeys.HelloLabel, helloHash)));
         using var gateway = peers.GatewaySide();
         Assert.True(gateway.OnHello(hello).Succeeded);
-        var result = gateway.OnConfirm(new Confirm(new byte[32]));
+        var result = gateway.OnConfirm(new Confirm(new byte[32], ""));
         Assert.False(result.Succeeded);
     }
 
@@ -168,7 +200,7 @@ public sealed class HandshakeTests
         using var peers = new TestPeers();
         using var client = peers.Client();
         using var gateway = peers.GatewaySide();
-        Assert.Equal(ErrorCodes.BadRequest, gateway.OnConfirm(new Confirm(new byte[32])).Failure!.Code);
+        Assert.Equal(ErrorCodes.BadRequest, gateway.OnConfirm(new Confirm(new byte[32], "")).Failure!.Code);
         using var gateway2 = peers.GatewaySide();
         Assert.True(gateway2.OnHello(client.Hello).Succeeded);
         Assert.Equal(ErrorCodes.BadRequest, gateway2.OnHello(client.Hello).Failure!.Code);
@@ -221,5 +253,66 @@ public sealed class HandshakeTests
         using var offerer = new LinkOfferer(peers.Gateway, peers.Credential, peers.Clock);
         var refused = LinkAcceptor.Accept(gatewayB, foreignB, offerer.Offer, 1, 2, peers.Clock);
         Assert.Equal(ErrorCodes.Unauthorized, refused.Failure!.Code);
+    }
+
+    [Theory]
+    [InlineData(-61, false)]
+    [InlineData(-60, true)]
+    [InlineData(60, true)]
+    [InlineData(61, false)]
+    public void LinkOffer_IssuedOutsideSixtySecondsOfTheAcceptorsClock_IsRefused(int offerAgeSeconds, bool accepted)
+    {
+        using var peers = new TestPeers();
+        using var gatewayB = Identity.Generate();
+        var credentialB = GatewayCredential.Issue(peers.Cluster, "gw-b", gatewayB.PublicKey, peers.Clock.GetUtcNow().AddHours(-1), peers.Clock.GetUtcNow().AddDays(1));
+        var offererClock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(peers.Clock.GetUtcNow().AddSeconds(-offerAgeSeconds));
+        using var offerer = new LinkOfferer(peers.Gateway, peers.Credential, offererClock);
+        var result = LinkAcceptor.Accept(gatewayB, credentialB, offerer.Offer, 1, 2, peers.Clock, new LinkOfferNonces());
+        Assert.Equal(accepted, result.Succeeded);
+        if (!accepted) Assert.Equal(ErrorCodes.Unauthorized, result.Failure!.Code);
+        result.Value?.Session.Dispose();
+    }
+
+    [Fact]
+    public void LinkOffer_ReplayedWithinTheWindow_IsRefused_AndItsIssuedAtCannotBeRewritten()
+    {
+        using var peers = new TestPeers();
+        using var gatewayB = Identity.Generate();
+        var credentialB = GatewayCredential.Issue(peers.Cluster, "gw-b", gatewayB.PublicKey, peers.Clock.GetUtcNow().AddHours(-1), peers.Clock.GetUtcNow().AddDays(1));
+        var seen = new LinkOfferNonces();
+        using var offerer = new LinkOfferer(peers.Gateway, peers.Credential, peers.Clock);
+        var first = LinkAcceptor.Accept(gatewayB, credentialB, offerer.Offer, 1, 2, peers.Clock, seen);
+        Assert.True(first.Succeeded, first.Failure?.Message);
+        first.Value!.Session.Dispose();
+
+        peers.Clock.Advance(TimeSpan.FromSeconds(30));
+        var replay = LinkAcceptor.Accept(gatewayB, credentialB, LinkOffer.TryParse(offerer.Offer.ToBytes())!, 3, 4, peers.Clock, seen);
+        Assert.Equal(ErrorCodes.Unauthorized, replay.Failure!.Code);
+        Assert.Contains("already seen", replay.Failure.Message, StringComparison.Ordinal);
+
+        // Refreshing the timestamp of an old offer breaks its signature.
+        peers.Clock.Advance(TimeSpan.FromSeconds(60));
+        var refreshed = offerer.Offer with { IssuedAt = (ulong)peers.Clock.GetUtcNow().ToUnixTimeSeconds() };
+        Assert.Equal(ErrorCodes.BadSignature, LinkAcceptor.Accept(gatewayB, credentialB, refreshed, 5, 6, peers.Clock, seen).Failure!.Code);
+    }
+
+    [Fact]
+    public void LinkOfferNonces_ForgetOffersPastTheWindow_AndStayBounded()
+    {
+        var now = DateTimeOffset.FromUnixTimeSeconds(1_850_000_000);
+        var issued = (ulong)now.ToUnixTimeSeconds();
+        var seen = new LinkOfferNonces(capacity: 3);
+        byte[] Nonce(int i) => [.. Enumerable.Repeat((byte)i, 32)];
+        Assert.True(seen.TryRecord(Nonce(1), issued, now));
+        Assert.False(seen.TryRecord(Nonce(1), issued, now));
+        Assert.True(seen.TryRecord(Nonce(2), issued, now));
+        Assert.True(seen.TryRecord(Nonce(3), issued, now));
+        // Full of nonces still inside the window: refused rather than forgetting one a replay could reuse.
+        Assert.False(seen.TryRecord(Nonce(4), issued, now));
+        Assert.Equal(3, seen.Count);
+        // Once they are older than any acceptable offer they are forgotten.
+        var later = now.AddSeconds(61);
+        Assert.True(seen.TryRecord(Nonce(4), issued + 61, later));
+        Assert.Equal(1, seen.Count);
     }
 }

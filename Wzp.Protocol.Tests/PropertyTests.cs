@@ -23,9 +23,9 @@ public sealed class PropertyTests
     private static readonly Gen<MemberInfo> Member = Gen.Select(Gen.Int[1, 65535], Gen.Byte.Array[16], Text, (s, f, a) => new MemberInfo(s, f, a));
 
     private static readonly Gen<ControlMessage> MessageGen = Gen.OneOf<ControlMessage>(
-        Gen.Select(Gen.Int, Gen.Byte.Array[32], Gen.Byte.Array[32], Gen.Byte.Array[32], Text, Text, Text, Gen.Byte.Array[64])
-            .Select(t => (ControlMessage)new Hello(t.Item1, t.Item2, t.Item3, t.Item4, t.Item5, t.Item6, t.Item7, t.Item8)),
-        Gen.Byte.Array[0, 40].Select(m => (ControlMessage)new Confirm(m)),
+        Gen.Select(Gen.Int, Gen.Byte.Array[32], Gen.Byte.Array[32], Gen.Byte.Array[32], Text, Text, Gen.Byte.Array[64])
+            .Select(t => (ControlMessage)new Hello(t.Item1, t.Item2, t.Item3, t.Item4, t.Item5, t.Item6, t.Item7)),
+        Gen.Select(Gen.Byte.Array[0, 40], Text, (m, t) => (ControlMessage)new Confirm(m, t)),
         Gen.Select(Text, Gen.Int, Gen.UInt, Member.List[0, 5], (r, s, e, m) => (ControlMessage)new Joined(r, s, e, m)),
         Gen.Select(Member.List[0, 5], Gen.Int.List[0, 5], (j, l) => (ControlMessage)new RoomUpdate(j, l)),
         Gen.Select(Gen.UInt, Gen.Byte.Array[0, 40], Gen.Byte.Array[0, 70], (e, k, s) => (ControlMessage)new Rekey(e, k, s)),

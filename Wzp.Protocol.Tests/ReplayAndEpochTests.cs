@@ -188,16 +188,31 @@ public sealed class ReplayAndEpochTests
         Assert.Equal(DropReason.None, Open(gateway.Keys, datagram));
     }
 
+    /// <summary>Both ends of one established link: A offered, B accepted.</summary>
+    private sealed record LinkEnds(LinkSession A, LinkSession B) : IDisposable
+    {
+        public static LinkEnds Connect(TestPeers peers)
+        {
+            using var gatewayB = Identity.Generate();
+            var credentialB = GatewayCredential.Issue(peers.Cluster, "gw-b", gatewayB.PublicKey, peers.Clock.GetUtcNow().AddHours(-1), peers.Clock.GetUtcNow().AddDays(1));
+            using var offerer = new LinkOfferer(peers.Gateway, peers.Credential, peers.Clock);
+            var accepted = LinkAcceptor.Accept(gatewayB, credentialB, offerer.Offer, 10, 20, peers.Clock).Value!;
+            return new LinkEnds(offerer.OnAccept(accepted.Accept).Value!, accepted.Session);
+        }
+
+        public void Dispose()
+        {
+            A.Dispose();
+            B.Dispose();
+        }
+    }
+
     [Fact]
     public void Tamper_LinkDatagramBitFlips_AreRejected()
     {
         using var peers = new TestPeers();
-        using var gatewayB = Identity.Generate();
-        var credentialB = GatewayCredential.Issue(peers.Cluster, "gw-b", gatewayB.PublicKey, peers.Clock.GetUtcNow().AddHours(-1), peers.Clock.GetUtcNow().AddDays(1));
-        using var offerer = new LinkOfferer(peers.Gateway, peers.Credential, peers.Clock);
-        var accepted = LinkAcceptor.Accept(gatewayB, credentialB, offerer.Offer, 10, 20, peers.Clock).Value!;
-        using var a = offerer.OnAccept(accepted.Accept).Value!;
-        using var b = accepted.Session;
+        using var link = LinkEnds.Connect(peers);
+        var (a, b) = (link.A, link.B);
         var buffer = new byte[LinkDatagram.MaxSize];
         var n = LinkDatagram.Seal(a.Keys, a.SendLinkId, LinkDatagram.RoomTag("r"), 4, Header, "media"u8, buffer);
         var datagram = buffer[..n];
@@ -212,6 +227,36 @@ public sealed class ReplayAndEpochTests
         }
         Assert.Equal(DropReason.None, LinkDatagram.Open(b.Keys, datagram, plaintext, out _, out _, out _));
         Assert.Equal(DropReason.Replay, LinkDatagram.Open(b.Keys, datagram, plaintext, out _, out _, out _));
+    }
+
+    [Theory]
+    [InlineData(MediaDatagram.MaxPlaintext + 1)]
+    [InlineData(1185)]
+    public void LinkDatagram_AuthenticButLongerThanAMediaDatagramCanCarry_IsMalformed(int plaintextLength)
+    {
+        using var peers = new TestPeers();
+        using var link = LinkEnds.Connect(peers);
+        var (a, b) = (link.A, link.B);
+        var tooLong = new byte[plaintextLength];
+        var buffer = new byte[LinkDatagram.MinSize + plaintextLength];
+        Assert.Throws<ArgumentException>(() => LinkDatagram.Seal(a.Keys, a.SendLinkId, 1, 4, Header, tooLong, buffer));
+
+        // Sealed by hand with the link's real key: authentic, and still refused before anyone tries to forward it.
+        Assert.True(a.Keys.TryPrepareSend(out var epoch, out var packetNumber));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(buffer, a.SendLinkId);
+        buffer[4] = epoch.WireEpoch;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(buffer.AsSpan(5), packetNumber);
+        Header.CopyTo(buffer, 19);
+        Assert.True(epoch.Send.Seal(packetNumber, buffer.AsSpan(0, LinkDatagram.PrefixSize), tooLong, buffer.AsSpan(LinkDatagram.PrefixSize)));
+        Assert.False(LinkDatagram.TryReadLinkId(buffer, out _));
+        Assert.Equal(DropReason.Malformed, LinkDatagram.Open(b.Keys, buffer, new byte[buffer.Length], out _, out _, out _));
+
+        // The longest a link carries opens, and fits one media datagram toward a member.
+        var longest = new byte[LinkDatagram.MaxSize];
+        var n = LinkDatagram.Seal(a.Keys, a.SendLinkId, 1, 4, Header, new byte[LinkDatagram.MaxPlaintext], longest);
+        var plaintext = new byte[LinkDatagram.MaxSize];
+        Assert.Equal(DropReason.None, LinkDatagram.Open(b.Keys, longest.AsSpan(0, n), plaintext, out var length, out _, out _));
+        Assert.True(MediaDatagram.Seal(b.Keys, 4, Header, plaintext.AsSpan(0, length), new byte[MediaDatagram.MaxSize]) > 0);
     }
 
     [Fact]

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace Wzp.Protocol.Tests;
 
-/// <summary>Every case of shared/vectors/protocol-v1.json, byte for byte.</summary>
+/// <summary>Every case of shared/vectors/protocol-v2.json, byte for byte.</summary>
 public sealed class VectorTests
 {
     private static readonly System.Text.Json.JsonElement Id = Vectors.Case("identity");
@@ -78,12 +78,14 @@ public sealed class VectorTests
         var (client, gateway, hello, welcome) = Handshake();
         Assert.Equal(Hs.Str("clientEphemeralPublic"), hello.EphemeralKey.ToHex());
         Assert.Equal(Hs.Str("gatewayEphemeralPublic"), welcome.EphemeralKey.ToHex());
-        Assert.Equal(Hs.Str("helloHash"), HandshakeKeys.HelloHash(hello.IdentityKey, hello.EphemeralKey, hello.Nonce, hello.Room, hello.Alias, hello.Token).ToHex());
+        Assert.Equal(Hs.GetProperty("version").GetInt32(), hello.Version);
+        Assert.Equal(Hs.Str("helloHash"), HandshakeKeys.HelloHash(hello.Version, hello.IdentityKey, hello.EphemeralKey, hello.Nonce, hello.Room, hello.Alias).ToHex());
         Assert.Equal(Hs.Str("clientSignature"), hello.Signature.ToHex());
         Assert.Equal(Hs.Str("transcriptHash"), client.TranscriptHash.ToHex());
         Assert.Equal(Hs.Str("transcriptHash"), gateway.TranscriptHash.ToHex());
         Assert.Equal(Hs.Str("gatewaySignature"), welcome.Signature.ToHex());
         Assert.Equal(Hs.Str("confirmMac"), client.Confirm.Mac.ToHex());
+        Assert.Equal(Hs.Str("token"), client.Confirm.Token);
         Assert.Equal(Hs.Str("sas"), client.Sas);
         Assert.Equal(Hs.Str("sas"), gateway.Sas);
         Assert.Equal(Hs.Str("chain0"), client.Keys.Current.Chain.ToHex());
@@ -227,13 +229,14 @@ public sealed class VectorTests
         Assert.Equal(Link.Str("credentialBSignature"), credentialB.Signature.ToHex());
 
         using var offerer = new LinkOfferer(gatewayA, credentialA, clock, EphemeralKey.FromPrivateKey(Link.Hex("aEphemeralPrivate")), Link.Hex("aNonce"));
-        Assert.Equal(Link.Str("offerHash"), LinkHandshake.OfferHash(credentialA, offerer.Offer.EphemeralKey, offerer.Offer.Nonce).ToHex());
+        Assert.Equal((ulong)Link.GetProperty("offerIssuedAt").GetInt64(), offerer.Offer.IssuedAt);
+        Assert.Equal(Link.Str("offerHash"), LinkHandshake.OfferHash(credentialA, offerer.Offer.EphemeralKey, offerer.Offer.Nonce, offerer.Offer.IssuedAt).ToHex());
         Assert.Equal(Link.Str("offerSignature"), offerer.Offer.Signature.ToHex());
 
         // The offer crosses the cluster as opaque bytes.
         var offer = LinkOffer.TryParse(offerer.Offer.ToBytes())!;
         var accepted = LinkAcceptor.Accept(gatewayB, credentialB, offer, (uint)Link.GetProperty("linkIdForA").GetInt32(),
-            (uint)Link.GetProperty("linkIdForB").GetInt32(), clock, EphemeralKey.FromPrivateKey(Link.Hex("bEphemeralPrivate")), Link.Hex("bNonce"));
+            (uint)Link.GetProperty("linkIdForB").GetInt32(), clock, new LinkOfferNonces(), EphemeralKey.FromPrivateKey(Link.Hex("bEphemeralPrivate")), Link.Hex("bNonce"));
         Assert.True(accepted.Succeeded, accepted.Failure?.Message);
         var (accept, sessionB) = (accepted.Value!.Accept, accepted.Value.Session);
         Assert.Equal(Link.Str("transcriptHash"), sessionB.TranscriptHash.ToHex());

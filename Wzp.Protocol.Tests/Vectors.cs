@@ -2,14 +2,14 @@ using System.Text.Json;
 
 namespace Wzp.Protocol.Tests;
 
-/// <summary>shared/vectors/protocol-v1.json, copied into TestData so the tests run without the shared folder.</summary>
+/// <summary>shared/vectors/protocol-v2.json, copied into TestData so the tests run without the shared folder.</summary>
 internal static class Vectors
 {
     private static readonly JsonElement Cases = Load();
 
     private static JsonElement Load()
     {
-        var path = Path.Combine(AppContext.BaseDirectory, "TestData", "protocol-v1.json");
+        var path = Path.Combine(AppContext.BaseDirectory, "TestData", "protocol-v2.json");
         using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
         return doc.RootElement.GetProperty("cases").Clone();
     }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 
@@ -38,30 +39,105 @@ public static class ControlCodec
 
     private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 16 };
 
-    /// <summary>Serializes a message to its JSON body (no length prefix).</summary>
-    public static byte[] SerializeBody(ControlMessage message) => message switch
+    private static readonly JsonWriterOptions WriterOptions = new()
     {
-        Hello m => JsonSerializer.SerializeToUtf8Bytes(m, ProtocolJson.Default.Hello),
-        Welcome m => JsonSerializer.SerializeToUtf8Bytes(m, ProtocolJson.Default.Welcome),
-        Confirm m => JsonSerializer.SerializeToUtf8Bytes(m, ProtocolJson.Default.Confirm),
-        Joined m => JsonSerializer.SerializeToUtf8Bytes(m, ProtocolJson.Default.Joined),
-        RoomUpdate m => JsonSerializer.SerializeToUtf8Bytes(m, ProtocolJson.Default.RoomUpdate),
-        Rekey m => JsonSerializer.SerializeToUtf8Bytes(m, ProtocolJson.Default.Rekey),
-        RekeyAck m => JsonSerializer.SerializeToUtf8Bytes(m, ProtocolJson.Default.RekeyAck),
-        RekeyDone m => JsonSerializer.SerializeToUtf8Bytes(m, ProtocolJson.Default.RekeyDone),
-        Leave m => JsonSerializer.SerializeToUtf8Bytes(m, ProtocolJson.Default.Leave),
-        Ping m => JsonSerializer.SerializeToUtf8Bytes(m, ProtocolJson.Default.Ping),
-        Pong m => JsonSerializer.SerializeToUtf8Bytes(m, ProtocolJson.Default.Pong),
-        Error m => JsonSerializer.SerializeToUtf8Bytes(m, ProtocolJson.Default.Error),
-        _ => throw new ArgumentException($"Cannot send a {message.GetType().Name}.", nameof(message)),
+        // Only what JSON itself requires is escaped (quote, backslash, control characters), so an alias in any
+        // script costs its UTF-8 bytes rather than six per character. Control frames never reach an HTML page,
+        // which is all the default encoder's extra escaping protects.
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
+    /// <summary>Serializes a message to its JSON body (no length prefix).</summary>
+    public static byte[] SerializeBody(ControlMessage message)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var writer = new Utf8JsonWriter(buffer, WriterOptions)) Serialize(writer, message);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static void Serialize(Utf8JsonWriter writer, ControlMessage message)
+    {
+        switch (message)
+        {
+            case Hello m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Hello); break;
+            case Welcome m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Welcome); break;
+            case Confirm m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Confirm); break;
+            case Joined m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Joined); break;
+            case RoomUpdate m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.RoomUpdate); break;
+            case Rekey m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Rekey); break;
+            case RekeyAck m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.RekeyAck); break;
+            case RekeyDone m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.RekeyDone); break;
+            case Leave m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Leave); break;
+            case Ping m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Ping); break;
+            case Pong m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Pong); break;
+            case Error m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Error); break;
+            default: throw new ArgumentException($"Cannot send a {message.GetType().Name}.", nameof(message));
+        }
+    }
+
     /// <summary>A whole frame: the u32 length, then the JSON body.</summary>
-    /// <exception cref="ArgumentException">The body would exceed <see cref="MaxFrameLength"/>.</exception>
+    /// <exception cref="ArgumentException">The body would exceed <see cref="MaxFrameLength"/>; see <see cref="EncodeFrames"/>.</exception>
     public static byte[] Encode(ControlMessage message)
     {
         var body = SerializeBody(message);
         if (body.Length > MaxFrameLength) throw new ArgumentException($"Message over {MaxFrameLength} bytes.", nameof(message));
+        return Frame(body);
+    }
+
+    /// <summary>
+    /// The frames of one message: one frame, or, for a <c>joined</c> or <c>roomUpdate</c> whose member list does not
+    /// fit, its parts (docs/protocol.md §5.5): the list cut into consecutive pieces, each part a frame of the same
+    /// type with <c>more: true</c> except the last. They must be written back to back, as one message.
+    /// </summary>
+    /// <exception cref="ArgumentException">Any other message over <see cref="MaxFrameLength"/>.</exception>
+    public static IReadOnlyList<byte[]> EncodeFrames(ControlMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        var frames = new List<byte[]>(1);
+        AddFrames(message, frames);
+        return frames;
+    }
+
+    private static void AddFrames(ControlMessage message, List<byte[]> frames)
+    {
+        var body = SerializeBody(message);
+        if (body.Length <= MaxFrameLength)
+        {
+            frames.Add(Frame(body));
+            return;
+        }
+        // Halving until each part fits costs O(n log n) serialization for a list n frames long: a few passes over
+        // the largest room, and only when a list is over the limit at all.
+        switch (message)
+        {
+            case Joined { Members.Count: > 1 } joined:
+                var half = joined.Members.Count / 2;
+                AddFrames(joined with { Members = Slice(joined.Members, 0, half), More = true }, frames);
+                AddFrames(joined with { Members = Slice(joined.Members, half, joined.Members.Count - half) }, frames);
+                break;
+            case RoomUpdate update when update.Left.Count + update.Joined.Count > 1:
+                // Cut the sequence left ‖ joined in two: both parts are non-empty, so this always ends.
+                var cut = (update.Left.Count + update.Joined.Count) / 2;
+                var leftFirst = Math.Min(cut, update.Left.Count);
+                var joinedFirst = cut - leftFirst;
+                AddFrames(new RoomUpdate(Slice(update.Joined, 0, joinedFirst), Slice(update.Left, 0, leftFirst), More: true), frames);
+                AddFrames(new RoomUpdate(Slice(update.Joined, joinedFirst, update.Joined.Count - joinedFirst),
+                    Slice(update.Left, leftFirst, update.Left.Count - leftFirst), update.More), frames);
+                break;
+            default:
+                throw new ArgumentException($"'{message.Type}' message over {MaxFrameLength} bytes.", nameof(message));
+        }
+    }
+
+    private static T[] Slice<T>(IReadOnlyList<T> list, int start, int count)
+    {
+        var slice = new T[count];
+        for (var i = 0; i < count; i++) slice[i] = list[start + i];
+        return slice;
+    }
+
+    private static byte[] Frame(byte[] body)
+    {
         var frame = new byte[LengthPrefixSize + body.Length];
         BinaryPrimitives.WriteUInt32BigEndian(frame, (uint)body.Length);
         body.CopyTo(frame, LengthPrefixSize);

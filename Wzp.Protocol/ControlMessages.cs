@@ -23,23 +23,36 @@ public sealed record Hello(
     byte[] Nonce,
     string Room,
     string Alias,
-    string Token,
     byte[] Signature) : ControlMessage("hello");
 
 /// <summary>Gateway to client: the gateway's credential, ephemeral key and transcript signature (§5.2).</summary>
 public sealed record Welcome(GatewayCredential Credential, byte[] EphemeralKey, byte[] Nonce, byte[] Signature) : ControlMessage("welcome");
 
-/// <summary>Client to gateway: proves the client derived the same keys (§5.4).</summary>
-public sealed record Confirm(byte[] Mac) : ControlMessage("confirm");
+/// <summary>
+/// Client to gateway: proves the client derived the same keys, and carries the access token under that proof
+/// (§5.4), so only a gateway the client verified ever sees it.
+/// </summary>
+public sealed record Confirm(byte[] Mac, string Token) : ControlMessage("confirm");
 
 /// <summary>One member as clients see it. The fingerprint is 16 bytes (base64 on the wire).</summary>
 public sealed record MemberInfo(int Slot, byte[] Fingerprint, string Alias);
 
-/// <summary>Gateway to client: admitted to the room (§5.5).</summary>
-public sealed record Joined(string Room, int Slot, uint Epoch, IReadOnlyList<MemberInfo> Members) : ControlMessage("joined");
+/// <summary>
+/// Gateway to client: admitted to the room (§5.5). A member list over one frame travels in parts
+/// (docs/protocol.md §5.5): every part but the last has <see cref="More"/> set, and the reader hands on the whole.
+/// </summary>
+public sealed record Joined(
+    string Room,
+    int Slot,
+    uint Epoch,
+    IReadOnlyList<MemberInfo> Members,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool More = false) : ControlMessage("joined");
 
-/// <summary>Gateway to client: members that joined and slots that left.</summary>
-public sealed record RoomUpdate(IReadOnlyList<MemberInfo> Joined, IReadOnlyList<int> Left) : ControlMessage("roomUpdate");
+/// <summary>Gateway to client: members that joined and slots that left; in parts like <see cref="Joined"/>.</summary>
+public sealed record RoomUpdate(
+    IReadOnlyList<MemberInfo> Joined,
+    IReadOnlyList<int> Left,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool More = false) : ControlMessage("roomUpdate");
 
 /// <summary>Gateway to client: starts a rekey to <see cref="Epoch"/> (§7.1).</summary>
 public sealed record Rekey(uint Epoch, byte[] EphemeralKey, byte[] Signature) : ControlMessage("rekey");

@@ -126,8 +126,16 @@ public static class LinkDatagram
     public const int PrefixSize = 4 + 1 + 4 + RoomTagSize + 2 + MediaHeader.Size;
     public const int MinSize = PrefixSize + DirectionalKey.TagSize;
 
-    /// <summary>A link datagram is a UDP payload; this bound keeps it inside a common 1280-byte path MTU.</summary>
-    public const int MaxSize = 1232;
+    /// <summary>
+    /// The most a link datagram carries: one media datagram's plaintext (<see cref="MediaDatagram.MaxPlaintext"/>),
+    /// because a receiving gateway seals it again into a media datagram for each of its members. A longer one,
+    /// however authentic, could not be forwarded, so it is malformed (dropped and counted) on arrival. 1212 bytes
+    /// also stays inside a common 1280-byte path MTU.
+    /// </summary>
+    public const int MaxSize = MinSize + MediaDatagram.MaxPlaintext;
+
+    /// <summary>The largest plaintext a link datagram carries.</summary>
+    public const int MaxPlaintext = MediaDatagram.MaxPlaintext;
 
     /// <summary><c>first 8 bytes of SHA-256("wzp/1 room\0" ‖ room)</c>: names a room on a link without its name.</summary>
     public static ulong RoomTag(string room)

@@ -17,20 +17,26 @@ public readonly record struct Step<T>(T? Value, Error? Failure) where T : class
 /// <summary>What both sides derive from one handshake (PROTOCOL.md §5.3).</summary>
 internal static class HandshakeKeys
 {
-    public static ReadOnlySpan<byte> HelloLabel => "wzp/1 hello\0"u8;
+    public static ReadOnlySpan<byte> HelloLabel => "wzp/2 hello\0"u8;
     public static ReadOnlySpan<byte> TranscriptLabel => "wzp/1 transcript\0"u8;
     public static ReadOnlySpan<byte> WelcomeLabel => "wzp/1 welcome\0"u8;
-    public static ReadOnlySpan<byte> ConfirmLabel => "wzp/1 confirm\0"u8;
+    public static ReadOnlySpan<byte> ConfirmLabel => "wzp/2 confirm\0"u8;
 
-    public static byte[] HelloHash(ReadOnlySpan<byte> identityKey, ReadOnlySpan<byte> ephemeralKey, ReadOnlySpan<byte> nonce, string room, string alias, string token)
+    /// <summary>
+    /// <c>SHA-256(u16 version ‖ identityKey ‖ ephemeralKey ‖ nonce ‖ lp(room) ‖ lp(alias))</c>: the version is
+    /// bound in, so a hello cannot be passed off as another version's.
+    /// </summary>
+    public static byte[] HelloHash(int version, ReadOnlySpan<byte> identityKey, ReadOnlySpan<byte> ephemeralKey, ReadOnlySpan<byte> nonce, string room, string alias)
     {
         var buffer = new List<byte>(160);
+        Span<byte> versionBytes = stackalloc byte[2];
+        Primitives.WriteU16(versionBytes, version);
+        buffer.AddRange(versionBytes);
         buffer.AddRange(identityKey);
         buffer.AddRange(ephemeralKey);
         buffer.AddRange(nonce);
         Primitives.AppendLengthPrefixed(buffer, Encoding.UTF8.GetBytes(room));
         Primitives.AppendLengthPrefixed(buffer, Encoding.UTF8.GetBytes(alias));
-        Primitives.AppendLengthPrefixed(buffer, Encoding.UTF8.GetBytes(token));
         return Primitives.Sha256(buffer.ToArray());
     }
 
@@ -66,17 +72,30 @@ internal static class HandshakeKeys
         }
     }
 
-    public static byte[] ConfirmMac(ReadOnlySpan<byte> confirmKey, ReadOnlySpan<byte> transcriptHash)
+    /// <summary><c>"wzp/2 confirm\0" ‖ transcriptHash ‖ lp(token)</c>: what the confirm MAC covers.</summary>
+    public static byte[] ConfirmInput(ReadOnlySpan<byte> transcriptHash, string token)
+    {
+        var buffer = new List<byte>(ConfirmLabel.Length + transcriptHash.Length + 2 + token.Length);
+        buffer.AddRange(ConfirmLabel);
+        buffer.AddRange(transcriptHash);
+        Primitives.AppendLengthPrefixed(buffer, Encoding.UTF8.GetBytes(token));
+        return [.. buffer];
+    }
+
+    public static byte[] ConfirmMac(ReadOnlySpan<byte> confirmKey, ReadOnlySpan<byte> transcriptHash, string token)
     {
         var mac = new byte[Primitives.MacSize];
-        Primitives.HmacSha256(confirmKey, Labelled(ConfirmLabel, transcriptHash), mac);
+        Primitives.HmacSha256(confirmKey, ConfirmInput(transcriptHash, token), mac);
         return mac;
     }
 }
 
-/// <summary>Limits on <c>hello</c> fields (PROTOCOL.md §5.1).</summary>
+/// <summary>Limits on <c>hello</c> and <c>confirm</c> fields (PROTOCOL.md §5.1, §5.4).</summary>
 public static class HelloLimits
 {
+    /// <summary>The protocol version this implementation speaks; a hello with another gets <c>unsupported-version</c>.</summary>
+    public const int Version = 2;
+
     public const int NonceSize = 32;
     public const int MaxRoomLength = 128;
     public const int MaxAliasLength = 64;
@@ -100,12 +119,16 @@ public sealed class ClientHandshake : IDisposable
     private readonly TimeProvider _time;
     private readonly EphemeralKey _ephemeral;
     private readonly byte[] _helloHash;
+    private readonly string _token;
     private bool _done;
 
     /// <param name="identity">The client's identity; signs the hello.</param>
     /// <param name="room">Room to join.</param>
     /// <param name="alias">Display name, may be empty.</param>
-    /// <param name="token">Access token, may be empty.</param>
+    /// <param name="token">
+    /// Access token, may be empty. It goes only into the confirm, which exists only once the gateway's credential
+    /// and signature verified (and which the caller sends only after its own trust check).
+    /// </param>
     /// <param name="pinnedClusterKey">
     /// The cluster key the credential must be signed by. Null accepts any cluster: the caller then applies its
     /// trust-on-first-use policy to <see cref="ClientSession.Credential"/> before sending the confirm.
@@ -125,10 +148,11 @@ public sealed class ClientHandshake : IDisposable
         if (nonce.Length != HelloLimits.NonceSize) throw new ArgumentException("A nonce is 32 bytes.", nameof(nonce));
         _pinnedClusterKey = pinnedClusterKey;
         _time = time ?? TimeProvider.System;
+        _token = token;
         _ephemeral = ephemeral ?? EphemeralKey.Generate();
-        _helloHash = HandshakeKeys.HelloHash(identity.PublicKey, _ephemeral.PublicKey, nonce, room, alias, token);
+        _helloHash = HandshakeKeys.HelloHash(HelloLimits.Version, identity.PublicKey, _ephemeral.PublicKey, nonce, room, alias);
         var signature = identity.Sign(HandshakeKeys.Labelled(HandshakeKeys.HelloLabel, _helloHash));
-        Hello = new Hello(1, identity.PublicKey, _ephemeral.PublicKey, nonce, room, alias, token, signature);
+        Hello = new Hello(HelloLimits.Version, identity.PublicKey, _ephemeral.PublicKey, nonce, room, alias, signature);
     }
 
     public Hello Hello { get; }
@@ -157,7 +181,7 @@ public sealed class ClientHandshake : IDisposable
             return Step<ClientSession>.Fail(ErrorCodes.BadRequest, "key agreement failed");
         try
         {
-            var confirm = new Confirm(HandshakeKeys.ConfirmMac(confirmKey, transcript));
+            var confirm = new Confirm(HandshakeKeys.ConfirmMac(confirmKey, transcript, _token), _token);
             return Step<ClientSession>.Ok(new ClientSession(credential, transcript, chain0, sas, confirm, _time));
         }
         finally
@@ -173,7 +197,10 @@ public sealed class ClientHandshake : IDisposable
 /// <summary>Gateway-side handshake policy.</summary>
 public sealed class GatewayHandshakeOptions
 {
-    /// <summary>Checks a hello's token; null accepts every token. Defaults to null.</summary>
+    /// <summary>
+    /// Checks the token of a confirm whose MAC verified; null accepts every token. Defaults to null. Compare in
+    /// constant time.
+    /// </summary>
     public Func<string, bool>? TokenValidator { get; init; }
 }
 
@@ -219,16 +246,15 @@ public sealed class GatewayHandshake : IDisposable
         ArgumentNullException.ThrowIfNull(hello);
         if (_state != State.AwaitingHello) return Fail<Welcome>(ErrorCodes.BadRequest, "unexpected hello");
         _state = State.Done; // until proven good
-        if (hello.Version != 1) return Fail<Welcome>(ErrorCodes.UnsupportedVersion, $"version {hello.Version} is not supported; this gateway speaks 1");
+        if (hello.Version != HelloLimits.Version)
+            return Fail<Welcome>(ErrorCodes.UnsupportedVersion, $"version {hello.Version} is not supported; this gateway speaks {HelloLimits.Version}");
         if (hello.IdentityKey is not { Length: Identity.PublicKeySize } || hello.EphemeralKey is not { Length: Primitives.KeySize } ||
             hello.Nonce is not { Length: HelloLimits.NonceSize } || hello.Signature is not { Length: Identity.SignatureSize } ||
-            !HelloLimits.IsValidRoom(hello.Room) || !HelloLimits.IsValidAlias(hello.Alias) || !HelloLimits.IsValidToken(hello.Token))
+            !HelloLimits.IsValidRoom(hello.Room) || !HelloLimits.IsValidAlias(hello.Alias))
             return Fail<Welcome>(ErrorCodes.BadRequest, "malformed hello");
-        var helloHash = HandshakeKeys.HelloHash(hello.IdentityKey, hello.EphemeralKey, hello.Nonce, hello.Room, hello.Alias, hello.Token);
+        var helloHash = HandshakeKeys.HelloHash(hello.Version, hello.IdentityKey, hello.EphemeralKey, hello.Nonce, hello.Room, hello.Alias);
         if (!Identity.Verify(hello.IdentityKey, HandshakeKeys.Labelled(HandshakeKeys.HelloLabel, helloHash), hello.Signature))
             return Fail<Welcome>(ErrorCodes.BadSignature, "hello signature does not verify");
-        if (_options.TokenValidator is { } validate && !validate(hello.Token))
-            return Fail<Welcome>(ErrorCodes.Unauthorized, "token refused");
         _transcript = HandshakeKeys.TranscriptHash(helloHash, hello.Signature, _credential, _ephemeral.PublicKey, _nonce);
         var signature = _gateway.Sign(HandshakeKeys.Labelled(HandshakeKeys.WelcomeLabel, _transcript));
         _hello = hello;
@@ -236,7 +262,10 @@ public sealed class GatewayHandshake : IDisposable
         return Step<Welcome>.Ok(new Welcome(_credential, _ephemeral.PublicKey, _nonce, signature));
     }
 
-    /// <summary>Checks the confirm MAC in constant time and yields the established session.</summary>
+    /// <summary>
+    /// Checks the confirm MAC in constant time, then the token it covers, and yields the established session. The
+    /// token is looked at only once the MAC proved it came from the client that signed the hello.
+    /// </summary>
     public Step<GatewaySession> OnConfirm(Confirm confirm)
     {
         ArgumentNullException.ThrowIfNull(confirm);
@@ -246,9 +275,12 @@ public sealed class GatewayHandshake : IDisposable
             return Fail<GatewaySession>(ErrorCodes.BadRequest, "key agreement failed");
         try
         {
+            if (!HelloLimits.IsValidToken(confirm.Token)) return Fail<GatewaySession>(ErrorCodes.BadRequest, "malformed confirm");
             if (confirm.Mac is not { Length: Primitives.MacSize } ||
-                !Primitives.HmacSha256Verify(confirmKey, HandshakeKeys.Labelled(HandshakeKeys.ConfirmLabel, _transcript), confirm.Mac))
+                !Primitives.HmacSha256Verify(confirmKey, HandshakeKeys.ConfirmInput(_transcript, confirm.Token), confirm.Mac))
                 return Fail<GatewaySession>(ErrorCodes.BadMac, "confirm MAC does not match");
+            if (_options.TokenValidator is { } validate && !validate(confirm.Token))
+                return Fail<GatewaySession>(ErrorCodes.Unauthorized, "token refused");
             return Step<GatewaySession>.Ok(new GatewaySession(_gateway, _hello, _transcript, chain0, sas, _time));
         }
         finally

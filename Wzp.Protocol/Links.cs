@@ -4,8 +4,12 @@ using System.Text.Json;
 
 namespace Wzp.Protocol;
 
-/// <summary>A link offer from gateway A (PROTOCOL.md §8). Travels through the cluster as opaque bytes.</summary>
-public sealed record LinkOffer(GatewayCredential Credential, byte[] EphemeralKey, byte[] Nonce, byte[] Signature)
+/// <summary>
+/// A link offer from gateway A (PROTOCOL.md §8). Travels through the cluster as opaque bytes. <see cref="IssuedAt"/>
+/// (unix seconds) is signed with it, so an old offer cannot be replayed through the directory to tear a working
+/// link down.
+/// </summary>
+public sealed record LinkOffer(GatewayCredential Credential, byte[] EphemeralKey, byte[] Nonce, ulong IssuedAt, byte[] Signature)
 {
     public byte[] ToBytes() => JsonSerializer.SerializeToUtf8Bytes(this, LinkJson.Default.LinkOffer);
 
@@ -71,8 +75,26 @@ public static class LinkHandshake
     /// <summary>One link per pair: the gateway whose id sorts first (ordinal) offers.</summary>
     public static bool ShouldOffer(string selfId, string peerId) => string.CompareOrdinal(selfId, peerId) < 0;
 
-    internal static byte[] OfferHash(GatewayCredential credential, ReadOnlySpan<byte> ephemeral, ReadOnlySpan<byte> nonce) =>
-        Primitives.Sha256([.. "wzp/1 link offer\0"u8, .. credential.CanonicalBytes(), .. ephemeral, .. nonce]);
+    internal static ReadOnlySpan<byte> OfferLabel => "wzp/2 link offer\0"u8;
+
+    /// <summary>How far an offer's <c>issuedAt</c> may be from the acceptor's clock, either way.</summary>
+    public static readonly TimeSpan OfferWindow = TimeSpan.FromSeconds(60);
+
+    internal static byte[] OfferHash(GatewayCredential credential, ReadOnlySpan<byte> ephemeral, ReadOnlySpan<byte> nonce, ulong issuedAt)
+    {
+        Span<byte> issued = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64BigEndian(issued, issuedAt);
+        return Primitives.Sha256([.. OfferLabel, .. credential.CanonicalBytes(), .. ephemeral, .. nonce, .. issued]);
+    }
+
+    /// <summary>Null when <paramref name="issuedAt"/> is within <see cref="OfferWindow"/> of <paramref name="now"/>.</summary>
+    internal static string? CheckFreshness(ulong issuedAt, DateTimeOffset now)
+    {
+        var age = now.ToUnixTimeSeconds() - (decimal)issuedAt;
+        if (age > (decimal)OfferWindow.TotalSeconds) return $"offer issued {age} s ago";
+        if (-age > (decimal)OfferWindow.TotalSeconds) return $"offer issued {-age} s in the future";
+        return null;
+    }
 
     internal static byte[] Transcript(ReadOnlySpan<byte> offerHash, ReadOnlySpan<byte> offerSignature, GatewayCredential credentialB,
         ReadOnlySpan<byte> ephemeralB, ReadOnlySpan<byte> nonceB, uint linkIdForA, uint linkIdForB)
@@ -114,8 +136,9 @@ public sealed class LinkOfferer : IDisposable
         _time = time ?? TimeProvider.System;
         _ephemeral = ephemeral ?? EphemeralKey.Generate();
         nonce ??= RandomNumberGenerator.GetBytes(HelloLimits.NonceSize);
-        _offerHash = LinkHandshake.OfferHash(credential, _ephemeral.PublicKey, nonce);
-        Offer = new LinkOffer(credential, _ephemeral.PublicKey, nonce, self.Sign([.. "wzp/1 link offer\0"u8, .. _offerHash]));
+        var issuedAt = (ulong)Math.Max(0, _time.GetUtcNow().ToUnixTimeSeconds());
+        _offerHash = LinkHandshake.OfferHash(credential, _ephemeral.PublicKey, nonce, issuedAt);
+        Offer = new LinkOffer(credential, _ephemeral.PublicKey, nonce, issuedAt, self.Sign([.. LinkHandshake.OfferLabel, .. _offerHash]));
     }
 
     public LinkOffer Offer { get; }
@@ -154,6 +177,49 @@ public sealed class LinkOfferer : IDisposable
     public void Dispose() => _ephemeral.Dispose();
 }
 
+/// <summary>
+/// The nonces of link offers a gateway accepted within <see cref="LinkHandshake.OfferWindow"/> (PROTOCOL.md §8):
+/// an offer older than that is refused by its age, so its nonce can be forgotten, and the set stays bounded. When
+/// the set is full of nonces still in the window it refuses new offers rather than forget one early (a replay
+/// must never get in); only gateways with valid credentials can sign offers, so a full set means a misbehaving
+/// peer, and the honest ones retry.
+/// </summary>
+public sealed class LinkOfferNonces(int capacity = 4096)
+{
+    private readonly Lock _gate = new();
+    private readonly Dictionary<UInt128, ulong> _issuedAt = [];
+    private readonly Queue<(UInt128 Key, ulong IssuedAt)> _order = new();
+
+    public int Count
+    {
+        get
+        {
+            lock (_gate) return _issuedAt.Count;
+        }
+    }
+
+    /// <summary>Records <paramref name="nonce"/>; false when it was seen within the window or the set is full.</summary>
+    public bool TryRecord(ReadOnlySpan<byte> nonce, ulong issuedAt, DateTimeOffset now)
+    {
+        // 128 bits of a random 256-bit nonce identify it: a collision between honest offers is 2^-128.
+        var key = BinaryPrimitives.ReadUInt128BigEndian(Primitives.Sha256(nonce));
+        var horizon = now.ToUnixTimeSeconds() - (long)LinkHandshake.OfferWindow.TotalSeconds;
+        lock (_gate)
+        {
+            // Offers arrive roughly in issue order; one older than the queue's head only waits a little longer.
+            while (_order.TryPeek(out var oldest) && (decimal)oldest.IssuedAt < horizon)
+            {
+                _order.Dequeue();
+                if (_issuedAt.TryGetValue(oldest.Key, out var at) && at == oldest.IssuedAt) _issuedAt.Remove(oldest.Key);
+            }
+            if (_issuedAt.ContainsKey(key) || _issuedAt.Count >= capacity) return false;
+            _issuedAt[key] = issuedAt;
+            _order.Enqueue((key, issuedAt));
+            return true;
+        }
+    }
+}
+
 /// <summary>What accepting an offer yields: the accept to send back and B's session.</summary>
 public sealed record LinkAccepted(LinkAccept Accept, LinkSession Session);
 
@@ -166,11 +232,15 @@ public static class LinkAcceptor
     /// <param name="offer">A's offer.</param>
     /// <param name="linkIdForA">The id A will write in datagrams to B (B routes by it).</param>
     /// <param name="linkIdForB">The id B will write in datagrams to A.</param>
-    /// <param name="time">Clock for credential validity.</param>
+    /// <param name="time">Clock for credential validity and the offer's age.</param>
+    /// <param name="seen">
+    /// The nonces of offers this gateway accepted recently; one seen again is refused. Null skips that check (for
+    /// vectors); a gateway always passes its own.
+    /// </param>
     /// <param name="ephemeral">Fixed ephemeral key for vectors; fresh by default.</param>
     /// <param name="nonce">Fixed nonce for vectors; random by default.</param>
     public static Step<LinkAccepted> Accept(Identity self, GatewayCredential credential, LinkOffer offer,
-        uint linkIdForA, uint linkIdForB, TimeProvider? time = null, EphemeralKey? ephemeral = null, byte[]? nonce = null)
+        uint linkIdForA, uint linkIdForB, TimeProvider? time = null, LinkOfferNonces? seen = null, EphemeralKey? ephemeral = null, byte[]? nonce = null)
     {
         ArgumentNullException.ThrowIfNull(self);
         ArgumentNullException.ThrowIfNull(credential);
@@ -182,9 +252,14 @@ public static class LinkAcceptor
         if (offer.EphemeralKey is not { Length: Primitives.KeySize } || offer.Nonce is not { Length: HelloLimits.NonceSize } ||
             offer.Signature is not { Length: Identity.SignatureSize } || linkIdForA == linkIdForB)
             return Fail(ErrorCodes.BadRequest, "malformed link offer");
-        var offerHash = LinkHandshake.OfferHash(offer.Credential, offer.EphemeralKey, offer.Nonce);
-        if (!Identity.Verify(offer.Credential.GatewayKey, [.. "wzp/1 link offer\0"u8, .. offerHash], offer.Signature))
+        var offerHash = LinkHandshake.OfferHash(offer.Credential, offer.EphemeralKey, offer.Nonce, offer.IssuedAt);
+        if (!Identity.Verify(offer.Credential.GatewayKey, [.. LinkHandshake.OfferLabel, .. offerHash], offer.Signature))
             return Fail(ErrorCodes.BadSignature, "link offer signature does not verify");
+        var now = time.GetUtcNow();
+        if (LinkHandshake.CheckFreshness(offer.IssuedAt, now) is { } stale) return Fail(ErrorCodes.Unauthorized, stale);
+        // Recorded only once the signature verified, so nobody but the peer can spend its nonces.
+        if (seen is not null && !seen.TryRecord(offer.Nonce, offer.IssuedAt, now))
+            return Fail(ErrorCodes.Unauthorized, "offer nonce already seen (a replayed offer)");
         nonce ??= RandomNumberGenerator.GetBytes(HelloLimits.NonceSize);
         var transcript = LinkHandshake.Transcript(offerHash, offer.Signature, credential, ours.PublicKey, nonce, linkIdForA, linkIdForB);
         var chain0 = LinkHandshake.Chain0(ours, offer.EphemeralKey, transcript);
