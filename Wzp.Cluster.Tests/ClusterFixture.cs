@@ -51,6 +51,7 @@ public sealed class ClusterFixture : IAsyncLifetime
                 options.NumVotesForDeathDeclaration = 1;
             });
             silo.Configure<SiloMessagingOptions>(options => options.ResponseTimeout = TimeSpan.FromSeconds(10));
+            silo.AddIncomingGrainCallFilter<SlowRoomFilter>();
         });
         builder.ConfigureClient(client =>
             client.Configure<ClientMessagingOptions>(options => options.ResponseTimeout = TimeSpan.FromSeconds(10)));
@@ -65,6 +66,26 @@ public sealed class ClusterFixture : IAsyncLifetime
             await _cluster.StopAllSilosAsync();
             await _cluster.DisposeAsync();
         }
+    }
+}
+
+/// <summary>
+/// A room whose silo is dying, on demand: stamp polls of rooms named <c>slow-*</c> take <see cref="Delay"/>
+/// (far longer than a gateway waits for them), everything else is untouched.
+/// </summary>
+public sealed class SlowRoomFilter : IIncomingGrainCallFilter
+{
+    public static readonly TimeSpan Delay = TimeSpan.FromSeconds(8);
+
+    public async Task Invoke(IIncomingGrainCallContext context)
+    {
+        if (context.Grain is IRoomGrain room && context.InterfaceMethod?.Name == nameof(IRoomGrain.GetStamp)
+            && room.GetPrimaryKeyString().StartsWith("slow-", StringComparison.Ordinal))
+        {
+            await Task.Delay(Delay);
+        }
+
+        await context.Invoke();
     }
 }
 

@@ -89,6 +89,34 @@ public sealed class PushTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task RoomWhosePollHangs_DelaysOnlyItself_TheOtherRoomsArePolledMeanwhile()
+    {
+        var data = new TestData(418);
+        var slow = "slow-" + data.RoomName();
+        var fast = data.RoomName();
+        await using var source = await TestGateway.StartAsync(fixture, data.GatewayId());
+        var lossy = new ManualGateway(fixture.Client, data.GatewayId());
+        await lossy.RegisterAsync();
+        await using var heartbeats = lossy.StartHeartbeats(fixture.Options.GatewayHeartbeatPeriod);
+        Assert.Equal(JoinStatus.Joined, (await lossy.Rooms.JoinAsync(slow, data.Fingerprint(), data.Alias())).Status);
+        Assert.Equal(JoinStatus.Joined, (await lossy.Rooms.JoinAsync(fast, data.Fingerprint(), data.Alias())).Status);
+        lossy.Drop = _ => true; // only polls can tell this gateway of changes
+
+        // The slow room's stamp answers after SlowRoomFilter.Delay (its silo is dying); the poll waits PollTimeout.
+        var first = lossy.Rooms.RefreshAsync();
+        var last = await source.JoinAsync(fast, data.Member());
+        // Polls as the agent does, every heartbeat: the fast room catches up while the slow one's poll still waits.
+        await Eventually.True(async () =>
+        {
+            await lossy.Rooms.RefreshAsync();
+            return lossy.Rooms.Get(fast)!.BySlot.ContainsKey(last.Slot);
+        }, TimeSpan.FromSeconds(3), "the fast room was polled again and is current");
+
+        Assert.False(first.IsCompleted, "the slow room's poll is still waiting, and held no other room up");
+        await first;
+    }
+
+    [Fact]
     public async Task DroppedPushes_TheTableStillConvergesThroughSnapshots()
     {
         var data = new TestData(405);
