@@ -16,6 +16,8 @@ public sealed class Participant : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private Task _talking = Task.CompletedTask;
     private Task _listening = Task.CompletedTask;
+    private Task _watching = Task.CompletedTask;
+    private readonly List<MemberEvent> _memberEvents = [];
     private long _sendFailures;
     private long _received;
     private bool _record = true;
@@ -69,10 +71,34 @@ public sealed class Participant : IAsyncDisposable
         var participant = new Participant(name, client, gateway) { _record = record };
         participant._listening = Task.Run(participant.ListenAsync);
         participant._talking = Task.Run(participant.TalkAsync);
+        participant._watching = Task.Run(participant.WatchAsync);
         return participant;
     }
 
     public bool Sees(string alias) => Client.Members.Any(m => m.Alias == alias);
+
+    /// <summary>Every join and leave this client was told of, in order.</summary>
+    public MemberEvent[] MemberEvents
+    {
+        get
+        {
+            lock (_memberEvents) return [.. _memberEvents];
+        }
+    }
+
+    private async Task WatchAsync()
+    {
+        try
+        {
+            await foreach (var memberEvent in Client.MemberEvents.ReadAllAsync(_stop.Token))
+            {
+                lock (_memberEvents) _memberEvents.Add(memberEvent);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
 
     public int HeardCount(string speaker)
     {
@@ -178,7 +204,7 @@ public sealed class Participant : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();
-        await Task.WhenAll(_talking, _listening);
+        await Task.WhenAll(_talking, _listening, _watching);
         await Client.DisposeAsync();
         _stop.Dispose();
     }

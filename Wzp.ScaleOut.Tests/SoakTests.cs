@@ -358,7 +358,14 @@ public sealed class SoakTests(ITestOutputHelper output)
             foreach (var (at, what) in _wrongEvictions) output.WriteLine($"  wrong eviction at {Stopwatch.GetElapsedTime(callStart, at).TotalSeconds:F1} s: {what}");
             foreach (var (at, what) in _unhealthy) output.WriteLine($"  unhealthy at {Stopwatch.GetElapsedTime(callStart, at).TotalSeconds:F1} s: {what}");
 
+            // Members who stay are never announced as leaving or joining again: a restore keeps them as they were.
+            var spurious = new[] { (anchors.Item1, "anchor2"), (anchors.Item2, "anchor1") }
+                .SelectMany(pair => pair.Item1.MemberEvents.Where(e => e.Member.Alias == pair.Item2)
+                    .Skip(1).Select(e => $"{pair.Item1.Name} was told {pair.Item2} {e.Kind}"))
+                .ToList();
+            output.WriteLine($"spurious member events between the anchors: {spurious.Count}");
             Assert.Equal(5, _faults.Count);
+            Assert.True(spurious.Count == 0, string.Join("; ", spurious));
             Assert.True(_wrongEvictions.Count == 0, "members cut off that never left: " + string.Join("; ", _wrongEvictions.Select(w => w.What)));
             // No working gateway tells its load balancer otherwise after a silo's or a gateway's death. A hung silo is
             // different: an Orleans client sends through one silo it picked, and while that silo hangs (until the
