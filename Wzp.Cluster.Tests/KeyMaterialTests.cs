@@ -15,6 +15,7 @@ public sealed partial class KeyMaterialTests
     private static readonly ImmutableSortedDictionary<string, string> Reviewed = new Dictionary<string, string>
     {
         ["GatewayRegistration.Credential"] = "the gateway credential of PROTOCOL.md §2: public key and cluster signature",
+        ["GatewayRegistration.ClusterKey"] = "fingerprint of the cluster's public key, what every client pins",
         ["LinkMessage.Payload"] = "signed link offer/accept bytes of PROTOCOL.md §8: public ephemerals, nonces, signatures",
         ["RoomMember.Fingerprint"] = "identity fingerprint, shown to every member",
         ["JoinRequest.Fingerprint"] = "identity fingerprint, shown to every member",

@@ -58,6 +58,9 @@ public sealed partial class GatewayAgent : IAsyncDisposable
             Observer = () => _observerReference,
             Reregister = () => _observerReference is null ? Task.CompletedTask : RegisterAsync(),
             PollTimeout = CallTimeout,
+            // Every live gateway polls its rooms within a heartbeat, and a re-activated room holds newcomers for
+            // its restore window: by then the members of the other gateways are back.
+            CarryWindow = options.Value.GatewayHeartbeatPeriod * 2 + options.Value.RestoreWindow,
         };
         // The runtime only holds observers weakly: this field is what keeps the push target alive.
         _observer = new Observer(this);

@@ -76,6 +76,10 @@ public sealed class RoomRouting
         return new RoomRouting(Room, Incarnation, roomEvent.Version, roomEvent.Epoch, bySlot);
     }
 
+    /// <summary>This picture with <paramref name="extra"/> members added (slots this picture does not hold).</summary>
+    internal RoomRouting With(IEnumerable<RoomMember> extra) =>
+        new(Room, Incarnation, Version, Epoch, BySlot.SetItems(extra.Select(member => KeyValuePair.Create(member.Slot, member))));
+
     /// <summary>The equivalent snapshot (for comparisons and diagnostics).</summary>
     public RoomSnapshot ToSnapshot() => new(Room, Incarnation, Version, Epoch, Members);
 }

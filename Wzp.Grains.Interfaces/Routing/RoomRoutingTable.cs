@@ -26,6 +26,8 @@ public sealed partial class RoomRoutingTable
 
     private readonly SemaphoreSlim _pollSlots = new(RefreshParallelism);
 
+    private readonly TimeProvider _timeProvider = TimeProvider.System;
+
     private readonly IGrainFactory _grainFactory;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, Entry> _rooms = new(StringComparer.Ordinal);
@@ -231,7 +233,7 @@ public sealed partial class RoomRoutingTable
 
                 if (buffered.Incarnation == current.Incarnation && buffered.Version == current.Version + 1)
                 {
-                    Publish(tracked, room, current.Apply(buffered), buffered.Reason);
+                    Publish(tracked, room, tracked.RoomPicture!.Apply(buffered), buffered.Reason);
                 }
                 else if (buffered.Incarnation != current.Incarnation || buffered.Version > current.Version)
                 {
@@ -266,7 +268,7 @@ public sealed partial class RoomRoutingTable
                     entry.GhostsLeft.Add((current.Incarnation, slot));
                     if (entry.Local.Count == 0)
                     {
-                        Publish(entry, room, current);
+                        Publish(entry, room, entry.RoomPicture!);
                     }
                 }
             }
@@ -315,7 +317,7 @@ public sealed partial class RoomRoutingTable
 
             if (roomEvent.Incarnation == current.Incarnation && roomEvent.Version == current.Version + 1)
             {
-                Publish(entry, roomEvent.Room, current.Apply(roomEvent), roomEvent.Reason);
+                Publish(entry, roomEvent.Room, entry.RoomPicture!.Apply(roomEvent), roomEvent.Reason);
                 return;
             }
 
@@ -381,6 +383,8 @@ public sealed partial class RoomRoutingTable
             {
                 return;
             }
+
+            await DropExpiredCarryAsync(room, entry).ConfigureAwait(false);
 
             var stamp = await Room(room).GetStamp().WaitAsync(PollTimeout, cancellationToken).ConfigureAwait(false);
             if (stamp.Incarnation == seen.Incarnation && stamp.Version <= seen.Version)
@@ -473,15 +477,28 @@ public sealed partial class RoomRoutingTable
             adopted = result.Snapshot;
         }
 
+        // The other gateways' members are restored by those gateways, a moment later each (an invitation, or their
+        // next poll). Until then the re-activated room does not list them; carried over here meanwhile, they are
+        // not announced as leaving and joining again, and media to and from them keeps flowing.
+        entry.Carried.Clear();
+        foreach (var member in current.Members.Where(member => member.GatewayId != GatewayId))
+        {
+            entry.Carried[member.Slot] = member;
+        }
+
+        entry.CarriedUntil = _timeProvider.GetTimestamp() + (long)(CarryWindow.TotalSeconds * _timeProvider.TimestampFrequency);
         entry.Retire(current.Incarnation);
         Publish(entry, room, RoomRouting.FromSnapshot(adopted));
     }
 
-    // Runs under the entry's gate. Installs `next`, drops local members the room no longer has (evicted, or
-    // refused by a restore), and stops tracking the room when no local member is left.
+    // Runs under the entry's gate. Installs `next` (the room's own picture) with the members still carried over a
+    // re-activation, drops local members the room no longer has (evicted, or refused by a restore), and stops
+    // tracking the room when no local member is left.
     private void Publish(Entry entry, string room, RoomRouting next, RoomChangeReason? reason = null)
     {
         var previous = entry.Current;
+        entry.RoomPicture = next;
+        var published = WithCarried(entry, next);
         foreach (var slot in entry.Local.Keys.ToList())
         {
             if (!next.BySlot.TryGetValue(slot, out var member) || member != entry.Local[slot])
@@ -504,7 +521,7 @@ public sealed partial class RoomRoutingTable
             }
         }
 
-        entry.Current = entry.Local.Count > 0 ? next : null;
+        entry.Current = entry.Local.Count > 0 ? published : null;
         if (entry.Current is null && entry.Joining == 0)
         {
             // A later join starts a new entry.
@@ -524,6 +541,62 @@ public sealed partial class RoomRoutingTable
         catch (Exception exception)
         {
             Log.HandlerFailed(_logger, room, exception);
+        }
+    }
+
+    // A carried member stops being carried once the room lists its slot (restored, or given to someone else) or its
+    // identity (it joined again), and all of them when the window ends: their gateways had time to restore them.
+    private RoomRouting WithCarried(Entry entry, RoomRouting roomPicture)
+    {
+        if (entry.Carried.Count == 0)
+        {
+            return roomPicture;
+        }
+
+        if (_timeProvider.GetTimestamp() >= entry.CarriedUntil)
+        {
+            entry.Carried.Clear();
+            return roomPicture;
+        }
+
+        var identities = roomPicture.Members.Select(member => member.Fingerprint).ToHashSet();
+        foreach (var (slot, member) in entry.Carried.ToList())
+        {
+            if (roomPicture.BySlot.ContainsKey(slot) || identities.Contains(member.Fingerprint))
+            {
+                entry.Carried.Remove(slot);
+            }
+        }
+
+        return entry.Carried.Count == 0 ? roomPicture : roomPicture.With(entry.Carried.Values);
+    }
+
+    /// <summary>
+    /// How long members of other gateways are carried over a room's re-activation while their gateways restore
+    /// them (see <see cref="ReconcileAsync"/>). Defaults to 10 seconds; the agent sets two heartbeats plus the
+    /// room's restore window.
+    /// </summary>
+    public TimeSpan CarryWindow { get; set; } = TimeSpan.FromSeconds(10);
+
+    // Ends a carry whose window passed with nothing else changing the room.
+    private async Task DropExpiredCarryAsync(string room, Entry entry)
+    {
+        if (entry.Carried.Count == 0 || _timeProvider.GetTimestamp() < entry.CarriedUntil)
+        {
+            return;
+        }
+
+        await entry.Gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (!entry.Removed && entry.Carried.Count > 0 && entry.RoomPicture is { } picture)
+            {
+                Publish(entry, room, picture);
+            }
+        }
+        finally
+        {
+            entry.Gate.Release();
         }
     }
 
@@ -559,7 +632,16 @@ public sealed partial class RoomRoutingTable
 
         public SemaphoreSlim Gate { get; } = new(1, 1);
 
+        // What this gateway routes by: the room's own picture plus any members carried over a re-activation.
         public RoomRouting? Current { get; set; }
+
+        // The room's own picture, which pushed events apply to.
+        public RoomRouting? RoomPicture { get; set; }
+
+        // Members of other gateways carried over a re-activation until the room lists them again (see Publish).
+        public Dictionary<ushort, RoomMember> Carried { get; } = [];
+
+        public long CarriedUntil { get; set; }
 
         public bool Removed { get; set; }
 
