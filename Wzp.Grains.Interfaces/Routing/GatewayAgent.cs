@@ -219,7 +219,7 @@ public sealed partial class GatewayAgent : IAsyncDisposable
                 else
                 {
                     Log.Reregistering(_logger, GatewayId);
-                    if (await RegisterAsync().ConfigureAwait(false) is var status and not RegisterStatus.Registered)
+                    if (await RegisterAsync().WaitAsync(CallTimeout, cancellationToken).ConfigureAwait(false) is var status and not RegisterStatus.Registered)
                     {
                         Log.RegistrationRefused(_logger, GatewayId, status);
                     }
