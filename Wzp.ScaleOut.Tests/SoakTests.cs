@@ -91,6 +91,7 @@ public sealed class SoakTests(ITestOutputHelper output)
         private int _refusedJoins;
         private int _mostAtOnce;
         private int _next;
+        private string _lastChange = "";
 
         public async Task RunAsync()
         {
@@ -147,7 +148,9 @@ public sealed class SoakTests(ITestOutputHelper output)
             if (churn.Count < 2 || (churn.Count < 6 && _random.Next(2) == 0))
             {
                 var live = _gateways.Where(g => !g.Process.HasExited).ToList();
-                await TryJoinAsync($"m{_next++}", live[_random.Next(live.Count)]);
+                var through = live[_random.Next(live.Count)];
+                _lastChange = $"m{_next} joined through {through.GatewayId}";
+                await TryJoinAsync($"m{_next++}", through);
                 return;
             }
 
@@ -157,6 +160,7 @@ public sealed class SoakTests(ITestOutputHelper output)
                 _present.Remove(leaving);
                 _gone.Add(leaving);
             }
+            _lastChange = $"{leaving.Name} left {leaving.Gateway.GatewayId}";
             await leaving.Client.LeaveAsync();
             _leaves++;
         }
@@ -313,7 +317,11 @@ public sealed class SoakTests(ITestOutputHelper output)
             var started = Stopwatch.GetTimestamp();
             await Wzp.Cluster.Tests.Eventually.Poll(() => Task.FromResult(Agree()), AgreeTimeout,
                 "every client lists exactly the members present, with their slots", TimeSpan.FromMilliseconds(2), fatal: null);
-            if (afterChurn) _agreeTimes.Add(Stopwatch.GetElapsedTime(started));
+            var took = Stopwatch.GetElapsedTime(started);
+            if (!afterChurn) return;
+            _agreeTimes.Add(took);
+            if (took > TimeSpan.FromSeconds(1))
+                output.WriteLine($"{_clock.Elapsed.TotalSeconds:F0} s: member lists true only {took.TotalMilliseconds:F0} ms after {_lastChange}");
         }
 
         private bool Agree()
