@@ -20,6 +20,11 @@ public sealed class DirectoryTests(ClusterFixture fixture)
         var info = (await Directory.List()).Single(g => g.GatewayId == gateway.Id);
         Assert.Equal("127.0.0.1:0", info.Registration.LinkEndpoint);
         Assert.Equal(new byte[] { 1, 2, 3 }, info.Registration.Credential.ToArray());
+        // One gateway by id, as a link negotiation asks, without the list.
+        var one = await Directory.Get(gateway.Id);
+        Assert.NotNull(one);
+        Assert.Equal(info.Registration.LinkEndpoint, one.Registration.LinkEndpoint);
+        Assert.Null(await Directory.Get(data.GatewayId()));
         await Eventually.True(
             async () => (await Directory.List()).Single(g => g.GatewayId == gateway.Id).Registration.Load == 42,
             Patience,

@@ -256,8 +256,8 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
     {
         try
         {
-            var gateways = await grains.GetGatewayDirectory().List().ConfigureAwait(false);
-            var info = gateways.FirstOrDefault(g => g.GatewayId == peer);
+            // One registration, not the list: its cost does not grow with the cluster.
+            var info = await grains.GetGatewayDirectory().Get(peer).ConfigureAwait(false);
             if (info is not null && IPEndPoint.TryParse(info.Registration.LinkEndpoint, out var endpoint)) return endpoint.Serialize();
             Log.LinkRefused(logger, peer, "no usable link endpoint in the directory");
         }

@@ -32,6 +32,10 @@ public interface IGatewayDirectoryGrain : IGrainWithStringKey
     [Alias("List")]
     Task<ImmutableArray<GatewayInfo>> List();
 
+    /// <summary>One live gateway, or null: what a link negotiation needs, without the whole list.</summary>
+    [Alias("Get")]
+    Task<GatewayInfo?> Get(string gatewayId);
+
     /// <summary>Every live gateway, with how long until the list is known to be complete (a re-activated room
     /// waits that long before admitting newcomers).</summary>
     [Alias("Census")]

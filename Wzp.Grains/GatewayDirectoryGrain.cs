@@ -154,6 +154,10 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
         Task.FromResult(_gateways.Values.Select(entry => entry.ToInfo()).ToImmutableArray());
 
     /// <inheritdoc/>
+    public Task<GatewayInfo?> Get(string gatewayId) =>
+        Task.FromResult(_gateways.TryGetValue(gatewayId, out var entry) ? entry.ToInfo() : null);
+
+    /// <inheritdoc/>
     public Task<GatewayCensus> Census()
     {
         var completeIn = Settled ? TimeSpan.Zero : _options.GatewayExpiry - _timeProvider.GetElapsedTime(_activatedAt);
