@@ -166,7 +166,8 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
             session.Dispose();
             return null;
         }
-        var member = new LocalMember(session.Room, result.Slot, result.Epoch, session, connection, control);
+        var member = new LocalMember(session.Room, result.Slot, result.Epoch, session, connection, control,
+            new UplinkBudget(_options.MemberUplinkRate, _options.MemberUplinkBurst, server.Time.TimestampFrequency, server.Time.GetTimestamp()));
         server.AddMember(member);
         Interlocked.MemoryBarrier(); // pairs with GatewayServer.OnRoomChanged: the member is visible before the table is read
         lock (member.Gate)

@@ -91,6 +91,20 @@ public sealed class GatewayOptions
     /// </summary>
     public string Token { get; set; } = "";
 
+    /// <summary>
+    /// Media datagrams per second one member may send, sustained; the excess is dropped before it is opened and
+    /// counted as <c>uplink-limit</c>. A voice stream is 50 datagrams/s. Defaults to 100 (twice that, for jitter and
+    /// a second stream). Without a limit one member's flood (about 31 minimal datagrams per QUIC packet, each sealed
+    /// for every recipient) starves every room of the gateway. 1 to 1 000 000.
+    /// </summary>
+    public int MemberUplinkRate { get; set; } = 100;
+
+    /// <summary>
+    /// Datagrams one member may send at once above <see cref="MemberUplinkRate"/>, as after a network stall that
+    /// delivers a second of queued voice together. Defaults to 50 (one second of one voice stream). 1 to 1 000 000.
+    /// </summary>
+    public int MemberUplinkBurst { get; set; } = 50;
+
     internal string ResolvedIdentityFile => Resolve(IdentityFile, "gateway.seed");
 
     internal string ResolvedCredentialFile => Resolve(CredentialFile, "gateway.credential.json");
@@ -134,6 +148,8 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         if (options.RekeyDebounce < TimeSpan.Zero) failures.Add("Gateway:RekeyDebounce must not be negative.");
         if (options.MemberRekeyDeadline <= options.RekeyDebounce)
             failures.Add("Gateway:MemberRekeyDeadline must be longer than Gateway:RekeyDebounce.");
+        if (options.MemberUplinkRate is < 1 or > 1_000_000) failures.Add("Gateway:MemberUplinkRate must be 1 to 1 000 000 datagrams per second.");
+        if (options.MemberUplinkBurst is < 1 or > 1_000_000) failures.Add("Gateway:MemberUplinkBurst must be 1 to 1 000 000 datagrams.");
         if (options.MaxQueuedControlMessages < 8) failures.Add("Gateway:MaxQueuedControlMessages must be at least 8.");
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

@@ -59,7 +59,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
                 keys.Credential.ClusterFingerprint.ToString()),
             controlPlane, _loggerFactory, Time);
         Agent.LoadProvider = () => (int)Counters.Sessions;
-        _forwarder = new Forwarder(Counters, Histograms, _linkSocket);
+        _forwarder = new Forwarder(Counters, Histograms, _linkSocket, Time);
         Links = new LinkManager(this, _linkSocket, _forwarder, grainFactory, _loggerFactory.CreateLogger<LinkManager>());
         _dropUnknown = (_, _) => Counters.Drop(GatewayDrop.UnknownSession);
         Agent.Rooms.Changed += OnRoomChanged;
