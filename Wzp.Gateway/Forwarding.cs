@@ -250,6 +250,8 @@ internal sealed class Forwarder(GatewayCounters counters, GatewayHistograms hist
         var reason = MediaDatagram.Open(sender.Session.Keys, datagram, plaintext, out var length, out _);
         if (reason != DropReason.None)
         {
+            // A replay, or a quality report too short, is refused after the AEAD wrote the plaintext.
+            CryptographicOperations.ZeroMemory(plaintext[..Math.Clamp(datagram.Length - MediaDatagram.MinSize, 0, plaintext.Length)]);
             counters.Drop(reason);
             return;
         }
@@ -273,6 +275,7 @@ internal sealed class Forwarder(GatewayCounters counters, GatewayHistograms hist
         var reason = LinkDatagram.Open(link.Session.Keys, datagram, plaintext, out var length, out var tag, out var source);
         if (reason != DropReason.None)
         {
+            CryptographicOperations.ZeroMemory(plaintext[..Math.Clamp(datagram.Length - LinkDatagram.MinSize, 0, plaintext.Length)]);
             counters.Drop(reason);
             return;
         }

@@ -105,6 +105,29 @@ public sealed class GatewayOptions
     /// </summary>
     public int MemberUplinkBurst { get; set; } = 50;
 
+    /// <summary>
+    /// How often the credential file is read again, so that a renewed credential is used without a restart (new
+    /// handshakes and links present it; existing sessions are unaffected). Defaults to 1 minute. At least 1 second.
+    /// </summary>
+    public TimeSpan CredentialReloadPeriod { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// A credential this close to its end is warned about (a log line every hour, and the
+    /// <c>wzp.gateway.credential.expiry</c> gauge says the seconds left all along); a self-issuing gateway issues
+    /// itself a new one. Defaults to 7 days. Must be positive.
+    /// </summary>
+    public TimeSpan CredentialExpiryWarning { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>
+    /// Confirms with a wrong token accepted from one source address (an IPv6 /64) per
+    /// <see cref="TokenFailureWindow"/>; beyond it the address's handshakes are refused before the token is even
+    /// compared, so a token cannot be guessed at the rate handshakes complete. Defaults to 10. At least 1.
+    /// </summary>
+    public int MaxTokenFailuresPerAddress { get; set; } = 10;
+
+    /// <summary>The window of <see cref="MaxTokenFailuresPerAddress"/>. Defaults to 1 minute. Must be positive.</summary>
+    public TimeSpan TokenFailureWindow { get; set; } = TimeSpan.FromMinutes(1);
+
     internal string ResolvedIdentityFile => Resolve(IdentityFile, "gateway.seed");
 
     internal string ResolvedCredentialFile => Resolve(CredentialFile, "gateway.credential.json");
@@ -150,6 +173,10 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             failures.Add("Gateway:MemberRekeyDeadline must be longer than Gateway:RekeyDebounce.");
         if (options.MemberUplinkRate is < 1 or > 1_000_000) failures.Add("Gateway:MemberUplinkRate must be 1 to 1 000 000 datagrams per second.");
         if (options.MemberUplinkBurst is < 1 or > 1_000_000) failures.Add("Gateway:MemberUplinkBurst must be 1 to 1 000 000 datagrams.");
+        if (options.CredentialReloadPeriod < TimeSpan.FromSeconds(1)) failures.Add("Gateway:CredentialReloadPeriod must be at least 1 second.");
+        if (options.CredentialExpiryWarning <= TimeSpan.Zero) failures.Add("Gateway:CredentialExpiryWarning must be positive.");
+        if (options.MaxTokenFailuresPerAddress < 1) failures.Add("Gateway:MaxTokenFailuresPerAddress must be at least 1.");
+        if (options.TokenFailureWindow <= TimeSpan.Zero) failures.Add("Gateway:TokenFailureWindow must be positive.");
         if (options.MaxQueuedControlMessages < 8) failures.Add("Gateway:MaxQueuedControlMessages must be at least 8.");
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
