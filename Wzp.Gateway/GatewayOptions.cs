@@ -175,6 +175,8 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         if (options.MemberUplinkBurst is < 1 or > 1_000_000) failures.Add("Gateway:MemberUplinkBurst must be 1 to 1 000 000 datagrams.");
         if (options.CredentialReloadPeriod < TimeSpan.FromSeconds(1)) failures.Add("Gateway:CredentialReloadPeriod must be at least 1 second.");
         if (options.CredentialExpiryWarning <= TimeSpan.Zero) failures.Add("Gateway:CredentialExpiryWarning must be positive.");
+        else if (options.SelfIssueCredential && options.SelfIssuedValidity <= options.CredentialExpiryWarning)
+            failures.Add("Gateway:SelfIssuedValidity must be longer than Gateway:CredentialExpiryWarning (or every check would issue a new credential).");
         if (options.MaxTokenFailuresPerAddress < 1) failures.Add("Gateway:MaxTokenFailuresPerAddress must be at least 1.");
         if (options.TokenFailureWindow <= TimeSpan.Zero) failures.Add("Gateway:TokenFailureWindow must be positive.");
         if (options.MaxQueuedControlMessages < 8) failures.Add("Gateway:MaxQueuedControlMessages must be at least 8.");
