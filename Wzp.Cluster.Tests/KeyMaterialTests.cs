@@ -15,6 +15,7 @@ public sealed partial class KeyMaterialTests
     private static readonly ImmutableSortedDictionary<string, string> Reviewed = new Dictionary<string, string>
     {
         ["GatewayRegistration.Credential"] = "the gateway credential of PROTOCOL.md §2: public key and cluster signature",
+        ["GatewayRegistration.ClusterKey"] = "display fingerprint of the public cluster key, the one clients pin",
         ["LinkMessage.Payload"] = "signed link offer/accept bytes of PROTOCOL.md §8: public ephemerals, nonces, signatures",
         ["RoomMember.Fingerprint"] = "identity fingerprint, shown to every member",
         ["JoinRequest.Fingerprint"] = "identity fingerprint, shown to every member",
