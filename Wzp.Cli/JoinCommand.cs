@@ -124,6 +124,8 @@ internal static class JoinCommand
         if (settings.RecordPath is { } recordPath) EnsureWritable(recordPath);
         using var identity = SeedFile.LoadOrCreate(settings.IdentityPath, out var created);
         if (created) console.Out.WriteLine($"created identity {settings.IdentityPath} ({identity.Fingerprint})");
+        if (PrivateFile.IsExposed(settings.IdentityPath))
+            console.Error.WriteLine($"warning: identity seed {settings.IdentityPath} can be read or written by other users; anyone who read it can act as you (chmod 600 it, and consider a new identity)");
 
         console.Out.WriteLine($"joining '{settings.Room}' through {string.Join(", ", settings.Gateways)} ...");
         await using var client = await WzpClient.ConnectAsync(new WzpClientOptions

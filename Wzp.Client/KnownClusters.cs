@@ -113,13 +113,13 @@ public sealed class KnownClusters
         var text = new StringBuilder("# wzp known clusters: gateway host:port or cluster name, then the cluster fingerprint\n");
         foreach (var (name, fingerprint) in entries.OrderBy(e => e.Key, StringComparer.Ordinal))
             text.Append(name).Append(' ').Append(fingerprint.ToString()).Append('\n');
-        var temporary = Path + ".tmp";
         try
         {
             var directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path));
             if (!string.IsNullOrEmpty(directory)) WzpPaths.CreatePrivateDirectory(directory);
-            File.WriteAllText(temporary, text.ToString());
-            File.Move(temporary, Path, overwrite: true);
+            // A unique owner-only temporary name, renamed over the file: another local user can neither read nor
+            // plant the trust records, and two clients saving at once cannot interleave.
+            PrivateFile.WriteAtomically(Path, text.ToString());
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

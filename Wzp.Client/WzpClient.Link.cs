@@ -89,6 +89,8 @@ public sealed partial class WzpClient
             }
             if (drop != DropReason.None)
             {
+                // A replay or a short quality report is refused after the AEAD opened it: the plaintext is there.
+                WipePlaintext(datagram.Length);
                 _client.OnDropped(drop);
                 return;
             }
@@ -100,8 +102,13 @@ public sealed partial class WzpClient
                 QualityReport.TryRead(_plaintext.AsSpan(length), out var report);
                 quality = report;
             }
-            _client.OnFrame(new MediaFrame(source, header, _plaintext.AsSpan(0, length).ToArray(), quality));
+            var frame = new MediaFrame(source, header, _plaintext.AsSpan(0, length).ToArray(), quality);
+            WipePlaintext(datagram.Length);
+            _client.OnFrame(frame);
         }
+
+        private void WipePlaintext(int datagramLength) =>
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(_plaintext.AsSpan(0, Math.Clamp(datagramLength - MediaDatagram.MinSize, 0, _plaintext.Length)));
 
         private async Task ControlLoopAsync()
         {

@@ -38,6 +38,10 @@ public sealed class GatewayHarness : IAsyncDisposable
             DataDirectory = Path.Combine(_directory, id),
             SelfIssueCredential = true,
             ClusterKeyFile = ClusterKeyFile,
+            // Speech.TalkAsync paces frames 4 ms apart (250/s, five times a voice stream) to keep tests short; the
+            // uplink limit's own tests set the production values.
+            MemberUplinkRate = 1_000,
+            MemberUplinkBurst = 500,
         };
         configure?.Invoke(options);
         var keys = GatewayKeys.Load(options, TimeProvider.System);
@@ -134,10 +138,11 @@ public static class Speech
     /// The path loses packets, so QUIC may refuse a datagram its congestion window has no room for; otherwise
     /// every frame must be queued.
     /// </param>
+    /// <param name="interval">Time between frames; 4 ms when null (five times a voice stream, to keep tests short).</param>
     /// <returns>How many frames were queued.</returns>
-    public static async Task<int> TalkAsync(WzpClient client, string speaker, int count, int firstSequence = 0, bool lossy = false)
+    public static async Task<int> TalkAsync(WzpClient client, string speaker, int count, int firstSequence = 0, bool lossy = false, TimeSpan? interval = null)
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(4));
+        using var timer = new PeriodicTimer(interval ?? TimeSpan.FromMilliseconds(4));
         var queued = 0;
         for (var i = firstSequence; i < firstSequence + count; i++)
         {

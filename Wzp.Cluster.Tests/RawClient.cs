@@ -61,6 +61,14 @@ internal sealed class RawClient : IAsyncDisposable
 
     public bool Send(ReadOnlySpan<byte> datagram) => _connection.SendDatagram(datagram);
 
+    /// <summary>Sends datagrams coalesced into as few QUIC packets as fit (about 31 minimal ones each); how many went out.</summary>
+    public int SendMany(IReadOnlyList<byte[]> datagrams)
+    {
+        var payloads = datagrams.SelectMany(d => d).ToArray();
+        var lengths = datagrams.Select(d => d.Length).ToArray();
+        return _connection.SendDatagrams(payloads, lengths);
+    }
+
     public Task LeaveAsync() => _connection.WriteAsync(ControlCodec.Encode(new Leave())).AsTask();
 
     /// <summary>Answers rekeys as the protocol requires, remembering every chain.</summary>

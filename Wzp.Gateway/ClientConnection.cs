@@ -98,6 +98,14 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
             control.TrySend(new Error(ErrorCodes.Busy, "too many handshakes in progress; retry shortly"));
             return null;
         }
+        if (server.Tokens is { } tokens && !tokens.Admits(address))
+        {
+            // Before any work of the handshake: an address that guessed wrong too often gets nothing to guess with.
+            server.ExitHandshake(address);
+            server.Counters.OnHandshakeFailure();
+            control.TrySend(new Error(ErrorCodes.Unauthorized, "too many wrong tokens from this address; retry later"));
+            return null;
+        }
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_options.HandshakeTimeout);
         using var handshake = new GatewayHandshake(server.Keys.Identity, server.Keys.Credential, server.HandshakeOptions, server.Time);
@@ -105,6 +113,8 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
         {
             var result = await StepsAsync(handshake, control, timeout.Token).ConfigureAwait(false);
             if (result.Succeeded) return result.Value;
+            // Only a confirm whose MAC verified reaches the token check, so this is a wrong token and not noise.
+            if (result.Failure!.Code == ErrorCodes.Unauthorized) server.Tokens?.OnWrongToken(address);
             server.Counters.OnHandshakeFailure();
             Log.HandshakeFailed(logger, connection.RemoteEndPoint, result.Failure!.Code);
             control.TrySend(result.Failure);
@@ -166,7 +176,8 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
             session.Dispose();
             return null;
         }
-        var member = new LocalMember(session.Room, result.Slot, result.Epoch, session, connection, control);
+        var member = new LocalMember(session.Room, result.Slot, result.Epoch, session, connection, control,
+            new UplinkBudget(_options.MemberUplinkRate, _options.MemberUplinkBurst, server.Time.TimestampFrequency, server.Time.GetTimestamp()));
         server.AddMember(member);
         Interlocked.MemoryBarrier(); // pairs with GatewayServer.OnRoomChanged: the member is visible before the table is read
         lock (member.Gate)

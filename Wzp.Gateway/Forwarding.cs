@@ -17,8 +17,12 @@ internal sealed class LocalMember
     private long _lastRekeyStart = long.MinValue;
     private int _rekeyWanted;
 
-    public LocalMember(string room, ushort slot, long joinedEpoch, GatewaySession session, QuicConnection connection, ControlStream control)
+    private long _congestedUntil = long.MinValue;
+
+    public LocalMember(string room, ushort slot, long joinedEpoch, GatewaySession session, QuicConnection connection, ControlStream control,
+        UplinkBudget uplink)
     {
+        Uplink = uplink;
         Room = room;
         Slot = slot;
         JoinedEpoch = joinedEpoch;
@@ -39,6 +43,18 @@ internal sealed class LocalMember
     public QuicConnection Connection { get; }
 
     public ControlStream Control { get; }
+
+    /// <summary>What this member may send; checked before its datagrams are opened.</summary>
+    public UplinkBudget Uplink { get; }
+
+    /// <summary>
+    /// True while a recent datagram to this member was refused by its connection (congestion window full, or the
+    /// connection closing): the forwarder then drops without sealing, so a congested recipient costs no AEAD.
+    /// Read and written with plain accesses from the forwarding threads; a stale read costs one seal or one drop.
+    /// </summary>
+    public bool IsCongested(long now) => now < Volatile.Read(ref _congestedUntil) || Connection.IsClosed;
+
+    public void OnRefused(long now, long backoff) => Volatile.Write(ref _congestedUntil, now + backoff);
 
     /// <summary>Orders <c>joined</c> before any <c>roomUpdate</c> of this member (see <see cref="Ready"/>).</summary>
     public Lock Gate { get; } = new();
@@ -162,8 +178,15 @@ internal sealed class RoomFanout(string room)
 /// once per remote gateway with the link key. No allocation, no lock, no grain call and no log line per packet;
 /// the plaintext lives on the stack for the forwarding step and is wiped after it.
 /// </summary>
-internal sealed class Forwarder(GatewayCounters counters, GatewayHistograms histograms, Socket linkSocket)
+internal sealed class Forwarder(GatewayCounters counters, GatewayHistograms histograms, Socket linkSocket, TimeProvider time)
 {
+    /// <summary>
+    /// How long a recipient whose connection refused a datagram is skipped before the next try. QUIC frees window
+    /// only as acknowledgements arrive (an RTT, milliseconds even on loopback), so datagrams sealed meanwhile would
+    /// mostly be refused too; 2 ms loses at most a fraction of one voice frame interval (20 ms) per stream.
+    /// </summary>
+    private readonly long _congestionBackoff = Math.Max(1, time.TimestampFrequency / 500);
+
     private readonly ConcurrentDictionary<string, RoomFanout> _rooms = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<ulong, RoomFanout> _byTag = new();
 
@@ -217,17 +240,25 @@ internal sealed class Forwarder(GatewayCounters counters, GatewayHistograms hist
     public void OnUplink(LocalMember sender, ReadOnlySpan<byte> datagram, RoomFanout fanout)
     {
         var received = histograms.Timestamp(); // the handler runs at receipt
+        if (!sender.Uplink.TryTake(received))
+        {
+            // Before the open: a flood's excess costs this comparison and nothing else.
+            counters.Drop(GatewayDrop.UplinkLimit);
+            return;
+        }
         Span<byte> plaintext = stackalloc byte[MediaDatagram.MaxSize];
         var reason = MediaDatagram.Open(sender.Session.Keys, datagram, plaintext, out var length, out _);
         if (reason != DropReason.None)
         {
+            // A replay, or a quality report too short, is refused after the AEAD wrote the plaintext.
+            CryptographicOperations.ZeroMemory(plaintext[..Math.Clamp(datagram.Length - MediaDatagram.MinSize, 0, plaintext.Length)]);
             counters.Drop(reason);
             return;
         }
         var payload = plaintext[..length];
         var header = datagram[..MediaHeader.Size];
         var recipients = fanout.Current;
-        SendToLocals(recipients.Locals, sender.Slot, header, payload, except: sender);
+        SendToLocals(recipients.Locals, sender.Slot, header, payload, except: sender, received);
         if (!recipients.Links.IsEmpty) SendToLinks(recipients.Links, fanout.Tag, sender.Slot, header, payload);
         histograms.RecordForward(received, ForwardPath.Client);
         CryptographicOperations.ZeroMemory(payload);
@@ -244,6 +275,7 @@ internal sealed class Forwarder(GatewayCounters counters, GatewayHistograms hist
         var reason = LinkDatagram.Open(link.Session.Keys, datagram, plaintext, out var length, out var tag, out var source);
         if (reason != DropReason.None)
         {
+            CryptographicOperations.ZeroMemory(plaintext[..Math.Clamp(datagram.Length - LinkDatagram.MinSize, 0, plaintext.Length)]);
             counters.Drop(reason);
             return;
         }
@@ -256,7 +288,7 @@ internal sealed class Forwarder(GatewayCounters counters, GatewayHistograms hist
                 counters.Drop(refused);
             else
             {
-                SendToLocals(fanout!.Current.Locals, source, datagram.Slice(19, MediaHeader.Size), payload, except: null);
+                SendToLocals(fanout!.Current.Locals, source, datagram.Slice(19, MediaHeader.Size), payload, except: null, now);
                 histograms.RecordForward(now, ForwardPath.Link);
             }
         }
@@ -272,15 +304,23 @@ internal sealed class Forwarder(GatewayCounters counters, GatewayHistograms hist
         return routing is not null && routing.ByGateway.ContainsKey(link.PeerId) ? GatewayDrop.ForeignSource : GatewayDrop.ForeignRoom;
     }
 
-    private void SendToLocals(ImmutableArray<LocalMember> locals, ushort source, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload, LocalMember? except)
+    private void SendToLocals(ImmutableArray<LocalMember> locals, ushort source, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload,
+        LocalMember? except, long now)
     {
         Span<byte> sealedBuffer = stackalloc byte[MediaDatagram.MaxSize];
         foreach (var member in locals)
         {
             if (ReferenceEquals(member, except)) continue;
+            // The congestion check comes before the seal: a recipient that cannot take the datagram costs no AEAD.
+            if (member.IsCongested(now))
+            {
+                counters.Drop(GatewayDrop.Congestion);
+                continue;
+            }
             var n = MediaDatagram.Seal(member.Session.Keys, source, header, payload, sealedBuffer);
             if (n == 0 || !member.Connection.SendDatagram(sealedBuffer[..n]))
             {
+                if (n != 0) member.OnRefused(now, _congestionBackoff);
                 counters.Drop(GatewayDrop.Congestion);
                 continue;
             }

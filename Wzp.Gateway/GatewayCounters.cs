@@ -18,6 +18,17 @@ public enum GatewayDrop
     ForeignRoom,
     /// <summary>From a link, with a source slot that is not a member on the sending gateway.</summary>
     ForeignSource,
+    /// <summary>From a member over its uplink budget (<c>Gateway:MemberUplinkRate</c>, <c>MemberUplinkBurst</c>).</summary>
+    UplinkLimit,
+}
+
+/// <summary>Why a client's token was refused.</summary>
+public enum TokenRefusal
+{
+    /// <summary>The confirm's MAC verified but its token did not match.</summary>
+    WrongToken,
+    /// <summary>Refused before the token was compared: the source address had too many wrong tokens of late.</summary>
+    RateLimited,
 }
 
 /// <summary>The gateway's background loops, each of which must outlive any one failure.</summary>
@@ -52,6 +63,9 @@ public sealed class GatewayCounters : IDisposable
     private long _linkRekeys;
     private int _rooms;
     private long _evictions;
+    private readonly long[] _tokenRefusals = new long[Enum.GetValues<TokenRefusal>().Length];
+    private long _credentialExpiry = long.MaxValue;
+    private long _expiredLinks;
 
     public GatewayCounters(string gatewayId)
     {
@@ -79,6 +93,13 @@ public sealed class GatewayCounters : IDisposable
         _meter.CreateObservableCounter("wzp.gateway.loop.failures", () =>
             Enum.GetValues<GatewayLoop>().Select(l => new Measurement<long>(LoopFailures(l), [.. gateway, new("loop", LoopTag(l))])),
             description: "Exceptions caught in background loops, by loop (each was logged and the loop went on)");
+        _meter.CreateObservableCounter("wzp.gateway.token.refusals", () =>
+            Enum.GetValues<TokenRefusal>().Select(r => new Measurement<long>(TokenRefusals(r), [.. gateway, new("reason", r == TokenRefusal.WrongToken ? "wrong" : "rate-limited")])),
+            description: "Handshakes refused for their access token, by reason");
+        _meter.CreateObservableGauge("wzp.gateway.credential.expiry", () => new Measurement<long>(CredentialExpirySeconds, gateway), unit: "s",
+            description: "Seconds until the gateway's credential expires (every client refuses the gateway then)");
+        _meter.CreateObservableCounter("wzp.gateway.link.expired", () => new Measurement<long>(ExpiredLinks, gateway),
+            description: "Links dropped because the peer gateway's credential expired");
         _meter.CreateObservableCounter("wzp.gateway.handshake.failures", () => new Measurement<long>(HandshakeFailures, gateway),
             description: "Client handshakes that failed or were refused");
     }
@@ -101,6 +122,20 @@ public sealed class GatewayCounters : IDisposable
     public long Evictions => Interlocked.Read(ref _evictions);
 
     internal void OnEviction() => Interlocked.Increment(ref _evictions);
+
+    public long TokenRefusals(TokenRefusal reason) => Interlocked.Read(ref _tokenRefusals[(int)reason]);
+
+    internal void OnTokenRefusal(TokenRefusal reason) => Interlocked.Increment(ref _tokenRefusals[(int)reason]);
+
+    /// <summary>Seconds until the credential in use expires, as of the last check (negative once expired).</summary>
+    public long CredentialExpirySeconds => Interlocked.Read(ref _credentialExpiry);
+
+    internal void SetCredentialExpiry(TimeSpan left) => Interlocked.Exchange(ref _credentialExpiry, (long)left.TotalSeconds);
+
+    /// <summary>Links dropped because the peer's credential expired.</summary>
+    public long ExpiredLinks => Interlocked.Read(ref _expiredLinks);
+
+    internal void OnExpiredLink() => Interlocked.Increment(ref _expiredLinks);
 
     public long Drops(GatewayDrop reason) => Interlocked.Read(ref _drops[(int)reason]);
 
@@ -148,6 +183,7 @@ public sealed class GatewayCounters : IDisposable
         GatewayDrop.Congestion => "congestion",
         GatewayDrop.ForeignRoom => "foreign-room",
         GatewayDrop.ForeignSource => "foreign-source",
+        GatewayDrop.UplinkLimit => "uplink-limit",
         _ => "unknown-session",
     };
 

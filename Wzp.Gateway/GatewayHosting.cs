@@ -66,7 +66,7 @@ public sealed partial class GatewayHost(
         GatewayKeys keys;
         try
         {
-            keys = GatewayKeys.Load(options.Value, TimeProvider.System);
+            keys = GatewayKeys.Load(options.Value, TimeProvider.System, _logger);
         }
         catch (GatewayStartupException e)
         {

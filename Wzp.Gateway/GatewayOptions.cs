@@ -91,6 +91,43 @@ public sealed class GatewayOptions
     /// </summary>
     public string Token { get; set; } = "";
 
+    /// <summary>
+    /// Media datagrams per second one member may send, sustained; the excess is dropped before it is opened and
+    /// counted as <c>uplink-limit</c>. A voice stream is 50 datagrams/s. Defaults to 100 (twice that, for jitter and
+    /// a second stream). Without a limit one member's flood (about 31 minimal datagrams per QUIC packet, each sealed
+    /// for every recipient) starves every room of the gateway. 1 to 1 000 000.
+    /// </summary>
+    public int MemberUplinkRate { get; set; } = 100;
+
+    /// <summary>
+    /// Datagrams one member may send at once above <see cref="MemberUplinkRate"/>, as after a network stall that
+    /// delivers a second of queued voice together. Defaults to 50 (one second of one voice stream). 1 to 1 000 000.
+    /// </summary>
+    public int MemberUplinkBurst { get; set; } = 50;
+
+    /// <summary>
+    /// How often the credential file is read again, so that a renewed credential is used without a restart (new
+    /// handshakes and links present it; existing sessions are unaffected). Defaults to 1 minute. At least 1 second.
+    /// </summary>
+    public TimeSpan CredentialReloadPeriod { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// A credential this close to its end is warned about (a log line every hour, and the
+    /// <c>wzp.gateway.credential.expiry</c> gauge says the seconds left all along); a self-issuing gateway issues
+    /// itself a new one. Defaults to 7 days. Must be positive.
+    /// </summary>
+    public TimeSpan CredentialExpiryWarning { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>
+    /// Confirms with a wrong token accepted from one source address (an IPv6 /64) per
+    /// <see cref="TokenFailureWindow"/>; beyond it the address's handshakes are refused before the token is even
+    /// compared, so a token cannot be guessed at the rate handshakes complete. Defaults to 10. At least 1.
+    /// </summary>
+    public int MaxTokenFailuresPerAddress { get; set; } = 10;
+
+    /// <summary>The window of <see cref="MaxTokenFailuresPerAddress"/>. Defaults to 1 minute. Must be positive.</summary>
+    public TimeSpan TokenFailureWindow { get; set; } = TimeSpan.FromMinutes(1);
+
     internal string ResolvedIdentityFile => Resolve(IdentityFile, "gateway.seed");
 
     internal string ResolvedCredentialFile => Resolve(CredentialFile, "gateway.credential.json");
@@ -134,6 +171,14 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         if (options.RekeyDebounce < TimeSpan.Zero) failures.Add("Gateway:RekeyDebounce must not be negative.");
         if (options.MemberRekeyDeadline <= options.RekeyDebounce)
             failures.Add("Gateway:MemberRekeyDeadline must be longer than Gateway:RekeyDebounce.");
+        if (options.MemberUplinkRate is < 1 or > 1_000_000) failures.Add("Gateway:MemberUplinkRate must be 1 to 1 000 000 datagrams per second.");
+        if (options.MemberUplinkBurst is < 1 or > 1_000_000) failures.Add("Gateway:MemberUplinkBurst must be 1 to 1 000 000 datagrams.");
+        if (options.CredentialReloadPeriod < TimeSpan.FromSeconds(1)) failures.Add("Gateway:CredentialReloadPeriod must be at least 1 second.");
+        if (options.CredentialExpiryWarning <= TimeSpan.Zero) failures.Add("Gateway:CredentialExpiryWarning must be positive.");
+        else if (options.SelfIssueCredential && options.SelfIssuedValidity <= options.CredentialExpiryWarning)
+            failures.Add("Gateway:SelfIssuedValidity must be longer than Gateway:CredentialExpiryWarning (or every check would issue a new credential).");
+        if (options.MaxTokenFailuresPerAddress < 1) failures.Add("Gateway:MaxTokenFailuresPerAddress must be at least 1.");
+        if (options.TokenFailureWindow <= TimeSpan.Zero) failures.Add("Gateway:TokenFailureWindow must be positive.");
         if (options.MaxQueuedControlMessages < 8) failures.Add("Gateway:MaxQueuedControlMessages must be at least 8.");
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

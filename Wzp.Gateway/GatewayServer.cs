@@ -45,11 +45,8 @@ public sealed partial class GatewayServer : IAsyncDisposable
         _logger = _loggerFactory.CreateLogger<GatewayServer>();
         Counters = new GatewayCounters(options.GatewayId);
         Histograms = new GatewayHistograms(options.GatewayId, Time);
-        HandshakeOptions = new GatewayHandshakeOptions
-        {
-            TokenValidator = options.Token.Length == 0 ? null : token => System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
-                System.Text.Encoding.UTF8.GetBytes(token), System.Text.Encoding.UTF8.GetBytes(options.Token)),
-        };
+        Tokens = options.Token.Length == 0 ? null : new TokenGuard(options.Token, options.MaxTokenFailuresPerAddress, options.TokenFailureWindow, Time, Counters);
+        HandshakeOptions = new GatewayHandshakeOptions { TokenValidator = Tokens is null ? null : Tokens.Matches };
         var linkBind = IPEndPoint.Parse(options.LinkListenAddress);
         _linkSocket = new Socket(linkBind.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         _linkSocket.Bind(linkBind);
@@ -59,7 +56,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
                 keys.Credential.ClusterFingerprint.ToString()),
             controlPlane, _loggerFactory, Time);
         Agent.LoadProvider = () => (int)Counters.Sessions;
-        _forwarder = new Forwarder(Counters, Histograms, _linkSocket);
+        _forwarder = new Forwarder(Counters, Histograms, _linkSocket, Time);
         Links = new LinkManager(this, _linkSocket, _forwarder, grainFactory, _loggerFactory.CreateLogger<LinkManager>());
         _dropUnknown = (_, _) => Counters.Drop(GatewayDrop.UnknownSession);
         Agent.Rooms.Changed += OnRoomChanged;
@@ -69,6 +66,9 @@ public sealed partial class GatewayServer : IAsyncDisposable
     public GatewayOptions Options { get; }
 
     public GatewayKeys Keys { get; }
+
+    /// <summary>The access token check and its per-address limit; null when no token is required.</summary>
+    internal TokenGuard? Tokens { get; }
 
     public TimeProvider Time { get; }
 
@@ -117,12 +117,19 @@ public sealed partial class GatewayServer : IAsyncDisposable
             MaxConnections = Options.MaxConnections,
             MaxConnectionsPerAddress = Options.MaxConnectionsPerAddress,
             // Kept across restarts so a restarted gateway resets its former clients at once (they reconnect).
-            StatelessResetKey = SeedFile.LoadOrCreateSecret(Options.ResolvedStatelessResetKeyFile, out _),
+            StatelessResetKey = LoadResetKey(),
         });
         _acceptLoop = AcceptLoopAsync(_stopping.Token);
         _tickLoop = TickLoopAsync(_stopping.Token);
         Links.Start(_stopping.Token);
         Log.Started(_logger, Options.GatewayId, ClientEndPoint, LinkEndPoint, Keys.ClusterFingerprint.ToString());
+    }
+
+    private byte[] LoadResetKey()
+    {
+        var key = SeedFile.LoadOrCreateSecret(Options.ResolvedStatelessResetKeyFile, out _);
+        GatewayKeys.WarnIfExposed(_logger, Options.ResolvedStatelessResetKeyFile);
+        return key;
     }
 
     /// <summary>
@@ -410,6 +417,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
                     }
                     ReportFinishedRekeys();
                     Links.Tick();
+                    CheckCredential();
                 }
                 catch (Exception e)
                 {
@@ -420,6 +428,32 @@ public sealed partial class GatewayServer : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
+        }
+    }
+
+    private long _credentialCheckedAt = long.MinValue;
+    private long _expiryWarnedAt = long.MinValue;
+
+    /// <summary>
+    /// Every <see cref="GatewayOptions.CredentialReloadPeriod"/>: picks up a renewed credential, updates the expiry
+    /// gauge, and warns (hourly) when the credential nears its end. The directory and the links learn a renewal at
+    /// once: links are negotiated again with it, so no peer holds this gateway's old credential up to its expiry.
+    /// </summary>
+    private void CheckCredential()
+    {
+        var now = Time.GetTimestamp();
+        if (_credentialCheckedAt != long.MinValue && Time.GetElapsedTime(_credentialCheckedAt, now) < Options.CredentialReloadPeriod) return;
+        _credentialCheckedAt = now;
+        if (Keys.ReloadCredential(Time, _logger) == CredentialReload.Renewed)
+        {
+            _ = Agent.UpdateCredentialAsync([.. System.Text.Encoding.UTF8.GetBytes(Keys.Credential.ToJson())]);
+            Links.RenegotiateAll();
+            _expiryWarnedAt = long.MinValue;
+        }
+        Counters.SetCredentialExpiry(Keys.TimeToExpiry(Time));
+        if (_expiryWarnedAt == long.MinValue || Time.GetElapsedTime(_expiryWarnedAt, now) >= TimeSpan.FromHours(1))
+        {
+            if (Keys.WarnIfExpiring(Time, _logger)) _expiryWarnedAt = now;
         }
     }
 

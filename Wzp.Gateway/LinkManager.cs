@@ -291,16 +291,53 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
     {
         var now = server.Time.GetTimestamp();
         var idle = server.Options.LinkIdleTimeout;
+        var seconds = server.Time.GetUtcNow().ToUnixTimeSeconds();
         foreach (var (peer, state) in _links)
         {
             var link = state.Established;
             if (link is null) continue;
+            if ((ulong)Math.Max(0, seconds) > link.Session.Peer.NotAfter)
+            {
+                DropExpired(peer, state, link);
+                continue;
+            }
             link.Session.Keys.Maintain();
             if (server.Time.GetElapsedTime(link.LastKeepalive, now) >= idle / 4) SendKeepalive(link, now);
             if (server.Time.GetElapsedTime(link.LastReceived, now) >= idle) Renegotiate(peer, state);
             else if (link.Session.Initiator is { } initiator && !initiator.InProgress && RekeyTriggers.IsDue(link.Session.Keys) &&
                 initiator.Request() is { } rekey)
                 Send(peer, LinkMessageKind.Rekey, ControlCodec.Encode(rekey));
+        }
+    }
+
+    /// <summary>
+    /// The peer's credential, checked when the link came up, has since expired: the cluster no longer vouches for
+    /// that key, so its media stops here. A new negotiation (which checks the credential again) brings the link
+    /// back once the peer presents a renewed one.
+    /// </summary>
+    private void DropExpired(string peer, LinkState state, LinkPeer link)
+    {
+        lock (state.Gate)
+        {
+            if (!ReferenceEquals(state.Established, link)) return;
+            state.Established = null;
+            state.OfferedAt = long.MinValue;
+        }
+        _byReceiveId.TryRemove(new KeyValuePair<uint, LinkPeer?>(link.Session.ReceiveLinkId, link));
+        forwarder.Counters.OnExpiredLink();
+        Log.PeerCredentialExpired(logger, peer, DateTimeOffset.FromUnixTimeSeconds((long)Math.Min(link.Session.Peer.NotAfter, long.MaxValue / 2)));
+        server.RefreshAllLinks();
+        link.Session.Dispose();
+    }
+
+    /// <summary>Negotiates every established link again, so the peers learn this gateway's renewed credential.</summary>
+    internal void RenegotiateAll()
+    {
+        foreach (var (peer, state) in _links)
+        {
+            if (state.Established is null) continue;
+            lock (state.Gate) state.OfferedAt = long.MinValue;
+            Renegotiate(peer, state, idle: false);
         }
     }
 
@@ -338,13 +375,13 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
     }
 
     /// <summary>Nothing arrived for the idle timeout: bring up a fresh link (the old one serves until it is replaced).</summary>
-    private void Renegotiate(string peer, LinkState state)
+    private void Renegotiate(string peer, LinkState state, bool idle = true)
     {
         lock (state.Gate)
         {
             if (state.OfferedAt != long.MinValue && server.Time.GetElapsedTime(state.OfferedAt) < OfferRetry) return;
             state.OfferedAt = server.Time.GetTimestamp();
-            Log.LinkIdle(logger, peer);
+            if (idle) Log.LinkIdle(logger, peer);
             if (LinkHandshake.ShouldOffer(_self, peer))
             {
                 state.Offerer?.Dispose();
@@ -478,6 +515,10 @@ internal sealed partial class LinkManager(GatewayServer server, Socket socket, F
 
         [LoggerMessage(EventId = 204, Level = LogLevel.Warning, Message = "Link to gateway {Peer} received nothing for the idle timeout; re-negotiating")]
         public static partial void LinkIdle(ILogger logger, string peer);
+
+        [LoggerMessage(EventId = 206, Level = LogLevel.Warning,
+            Message = "Link to gateway {Peer} dropped: its credential expired at {NotAfter:u}; it comes back when the gateway presents a renewed one")]
+        public static partial void PeerCredentialExpired(ILogger logger, string peer, DateTimeOffset notAfter);
 
         [LoggerMessage(EventId = 205, Level = LogLevel.Error, Message = "Handling a link datagram failed ({Failures} so far); the link receive loop goes on")]
         public static partial void ReceiveFailed(ILogger logger, long failures, Exception exception);

@@ -95,13 +95,22 @@ public sealed class ControlFrameReader(bool assembleParts = true)
     /// <summary>Free space for the next read, after compacting (and growing up to one frame) as needed.</summary>
     public Memory<byte> GetWriteMemory()
     {
+        // Control frames carry the token and the handshake: bytes already decoded are wiped, not left behind in the
+        // buffer (or in an outgrown one) for as long as the connection lives.
         if (_start > 0)
         {
-            Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
-            _end -= _start;
+            var kept = _end - _start;
+            Buffer.BlockCopy(_buffer, _start, _buffer, 0, kept);
+            _buffer.AsSpan(kept, _end - kept).Clear();
+            _end = kept;
             _start = 0;
         }
-        if (_end == _buffer.Length) Array.Resize(ref _buffer, Math.Min(_buffer.Length * 2, MaxBuffer));
+        if (_end == _buffer.Length)
+        {
+            var outgrown = _buffer;
+            Array.Resize(ref _buffer, Math.Min(_buffer.Length * 2, MaxBuffer));
+            Array.Clear(outgrown);
+        }
         return _buffer.AsMemory(_end);
     }
 

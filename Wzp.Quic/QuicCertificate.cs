@@ -41,19 +41,34 @@ public static class QuicCertificate
             Directory.CreateDirectory(dir);
         }
 
-        string temp = path + ".tmp-" + Environment.ProcessId;
-        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
-        if (ownerOnly && !OperatingSystem.IsWindows())
+        // A random temporary name created with CreateNew: a fixed one (path.tmp-PID) can be created beforehand by
+        // another local user, or be a symbolic link, and FileMode.Create would then write the private key into a
+        // file that user can read whatever mode we ask for. The key's file is 0600 from its creation.
+        string temp = Path.Combine(dir ?? ".", $".{Path.GetFileName(path)}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}.tmp");
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+        if (!OperatingSystem.IsWindows())
         {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            options.UnixCreateMode = ownerOnly
+                ? UnixFileMode.UserRead | UnixFileMode.UserWrite
+                : UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
         }
 
-        using (var stream = new FileStream(temp, options))
-        using (var writer = new StreamWriter(stream))
+        try
         {
-            writer.Write(contents);
-        }
+            using (var stream = new FileStream(temp, options))
+            using (var writer = new StreamWriter(stream))
+            {
+                writer.Write(contents);
+                writer.Flush();
+                stream.Flush(flushToDisk: true);
+            }
 
-        File.Move(temp, path, overwrite: true);
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
+        }
     }
 }

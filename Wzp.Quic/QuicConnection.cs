@@ -184,7 +184,9 @@ public sealed class QuicConnection : IAsyncDisposable
         _current.Offset += n;
         if (_current.Offset == _current.Length)
         {
-            ArrayPool<byte>.Shared.Return(_current.Buffer);
+            // Stream bytes are the application's plaintext (Wzp's control messages carry tokens): never hand them
+            // to the next renter of the pool.
+            ArrayPool<byte>.Shared.Return(_current.Buffer, clearArray: true);
             _current = default;
         }
 
@@ -316,7 +318,7 @@ public sealed class QuicConnection : IAsyncDisposable
         data.CopyTo(buffer);
         if (!_streamChunks.Writer.TryWrite(new StreamChunk(buffer, data.Length)))
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            ArrayPool<byte>.Shared.Return(buffer, clearArray: true);
         }
     }
 

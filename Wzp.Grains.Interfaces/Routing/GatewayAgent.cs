@@ -26,7 +26,7 @@ public sealed record GatewayIdentity(string GatewayId, string LinkEndpoint, Immu
 public sealed partial class GatewayAgent : IAsyncDisposable
 {
     private readonly IGrainFactory _grainFactory;
-    private readonly GatewayIdentity _identity;
+    private volatile GatewayIdentity _identity;
     private readonly ControlPlaneOptions _options;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
@@ -172,6 +172,26 @@ public sealed partial class GatewayAgent : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Puts a renewed credential in this gateway's registration and registers again at once, so the directory
+    /// (and gateways that read it from there) never hold one that expires before the gateway's own.
+    /// </summary>
+    public async Task UpdateCredentialAsync(ImmutableArray<byte> credential)
+    {
+        _identity = _identity with { Credential = credential };
+        if (_observerReference is null) return; // not started: the first registration carries it
+        try
+        {
+            if (await RegisterAsync().WaitAsync(CallTimeout).ConfigureAwait(false) is not RegisterStatus.Registered and var status)
+                Log.RegistrationRefused(_logger, GatewayId, status);
+        }
+        catch (Exception e)
+        {
+            // The heartbeat loop registers again whenever the directory has forgotten this gateway.
+            Log.CredentialUpdateFailed(_logger, GatewayId, e);
+        }
+    }
+
     /// <summary>Sends a link negotiation message to another gateway through the directory.</summary>
     public Task<LinkDelivery> SendLinkMessageAsync(string toGatewayId, LinkMessageKind kind, ImmutableArray<byte> payload) =>
         _grainFactory.GetGatewayDirectory().RelayLinkMessage(new LinkMessage(GatewayId, toGatewayId, kind, payload));
@@ -314,6 +334,9 @@ public sealed partial class GatewayAgent : IAsyncDisposable
         [LoggerMessage(EventId = 1211, Level = LogLevel.Critical,
             Message = "Gateway {GatewayId}: the directory refused to register it again ({Status}): another process took its id, or the cluster key changed")]
         public static partial void RegistrationRefused(ILogger logger, string gatewayId, RegisterStatus status);
+
+        [LoggerMessage(EventId = 1212, Level = LogLevel.Warning, Message = "Gateway {GatewayId}: registering its renewed credential failed; the next registration carries it")]
+        public static partial void CredentialUpdateFailed(ILogger logger, string gatewayId, Exception exception);
 
         [LoggerMessage(EventId = 1000, Level = LogLevel.Information, Message = "Gateway {GatewayId} is unknown to the directory; registering again")]
         public static partial void Reregistering(ILogger logger, string gatewayId);
