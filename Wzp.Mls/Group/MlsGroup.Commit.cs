@@ -27,7 +27,7 @@ public sealed partial class MlsGroup
             foreach (var cached in _proposals.Values)
             {
                 // The committer's own Updates are superseded by its path (RFC 9420 §12.2 forbids including them).
-                if (cached.Proposal is UpdateProposal && cached.Sender.Type == SenderType.Member && cached.Sender.Index == own) continue;
+                if (!_options.SkipCommitterValidation && cached.Proposal is UpdateProposal && cached.Sender.Type == SenderType.Member && cached.Sender.Index == own) continue;
                 entries.Add(ProposalOrRef.ByReference(cached.Reference));
                 list.Add((cached.Proposal, cached.Sender));
             }
@@ -48,8 +48,8 @@ public sealed partial class MlsGroup
             var applied = ApplyProposals(tree, list, own, external: false, validate: !_options.SkipCommitterValidation);
             PruneKeys(tree, keys);
             var extensions = applied.Extensions ?? state.Context.Extensions;
-            var withPath = options.IncludePath || applied.PathRequired;
-            if (!withPath && applied.PathRequired) throw new MlsGroupException(MlsGroupError.PathRequired);
+            var withPath = options.IncludePath;
+            if (!withPath && applied.PathRequired && !_options.SkipCommitterValidation) throw new MlsGroupException(MlsGroupError.PathRequired);
             UpdatePath? path = null;
             UpdatePathSecrets? pathSecrets = null;
             byte[] commitSecret;

@@ -332,6 +332,9 @@ public sealed partial class MlsGroup : IDisposable
         return (MlsMessage.Of(publicMessage), new AuthenticatedContent(WireFormat.PublicMessage, content, publicMessage.Auth));
     }
 
+    /// <summary>Frames content with this epoch's keys as given, for tests that need a tampered yet well-framed message.</summary>
+    internal MlsMessage ProtectForTests(FramedContent content, byte[]? confirmationTag) => Protect(content, confirmationTag).Message;
+
     private void ThrowIfInactive()
     {
         if (!IsActive) throw new MlsGroupException(MlsGroupError.NotAMember);

@@ -80,7 +80,6 @@ public static class LeafNodeValidation
         }
         foreach (var (index, leaf) in tree.Members())
         {
-            if (leaf.Source == LeafNodeSource.Update) return LeafNodeError.WrongSource;
             if (!leaf.VerifySignature(tree.Suite, groupId, index)) return LeafNodeError.BadSignature;
             var standalone = ValidateStandalone(leaf, groupExtensions, null);
             if (standalone != LeafNodeError.None) return standalone;
