@@ -63,13 +63,13 @@ public sealed class GroupScenarioTests
         private readonly List<MlsGroup> _removed = [];
         private int _nextId;
 
-        public Scenario(CipherSuite suite, Random random, bool encryptCreator = false)
+        public Scenario(CipherSuite suite, Random random, bool encryptCreator = false, MlsGroupOptions? creatorOptions = null)
         {
             _suite = suite;
             _random = random;
             var (signature, _) = suite.GenerateSignatureKeyPair();
             Members.Add(MlsGroup.Create(suite, Encoding.ASCII.GetBytes($"group-{Guid.NewGuid()}"), Credential.Basic("member-0"u8.ToArray()), signature,
-                options: new MlsGroupOptions { EncryptHandshake = encryptCreator }));
+                options: creatorOptions ?? new MlsGroupOptions { EncryptHandshake = encryptCreator }));
             _nextId = 1;
         }
 

@@ -352,6 +352,7 @@ public sealed partial class MlsGroup
         {
             if (proposal.ProposalType is not (ProposalTypes.Add or ProposalTypes.Psk or ProposalTypes.ReInit)) applied.PathRequired = true;
             if (!validate) continue;
+            if (proposal is ExternalInitProposal && !external) throw new MlsGroupException(MlsGroupError.InvalidExternalInit, "ExternalInit in a member's commit");
             CheckProposalSender(proposal, sender.Type == SenderType.NewMemberCommit ? Sender.Member(0) : sender);
             switch (proposal)
             {
@@ -413,7 +414,8 @@ public sealed partial class MlsGroup
         }
         foreach (var (proposal, _) in list)
         {
-            if (proposal is not RemoveProposal remove) continue;
+            // Unvalidated (test) commits may remove a leaf an earlier Remove already truncated away.
+            if (proposal is not RemoveProposal remove || remove.Removed >= tree.LeafCount) continue;
             tree.RemoveLeaf(remove.Removed);
             tree.Truncate();
             applied.Removed.Add(remove.Removed);

@@ -332,6 +332,8 @@ public sealed partial class MlsGroup : IDisposable
         return (MlsMessage.Of(publicMessage), new AuthenticatedContent(WireFormat.PublicMessage, content, publicMessage.Auth));
     }
 
+    internal MlsGroupOptions Options => _options;
+
     /// <summary>Frames content with this epoch's keys as given, for tests that need a tampered yet well-framed message.</summary>
     internal MlsMessage ProtectForTests(FramedContent content, byte[]? confirmationTag) => Protect(content, confirmationTag).Message;
 
