@@ -353,7 +353,7 @@ public sealed partial class MlsGroup
             if (proposal.ProposalType is not (ProposalTypes.Add or ProposalTypes.Psk or ProposalTypes.ReInit)) applied.PathRequired = true;
             if (!validate) continue;
             if (proposal is ExternalInitProposal && !external) throw new MlsGroupException(MlsGroupError.InvalidExternalInit, "ExternalInit in a member's commit");
-            CheckProposalSender(proposal, sender.Type == SenderType.NewMemberCommit ? Sender.Member(0) : sender);
+            if (sender.Type != SenderType.NewMemberCommit) CheckProposalSender(proposal, sender);
             switch (proposal)
             {
                 case UpdateProposal:

@@ -20,6 +20,18 @@ public sealed partial class MlsGroup
     {
         ArgumentNullException.ThrowIfNull(welcome);
         ArgumentNullException.ThrowIfNull(bundle);
+        try
+        {
+            return JoinCore(welcome, bundle, ratchetTree, options);
+        }
+        catch (Exception e) when (IsInputFault(e))
+        {
+            throw new MlsGroupException(MlsGroupError.MalformedMessage, e.Message);
+        }
+    }
+
+    private static MlsGroup JoinCore(Welcome welcome, KeyPackageBundle bundle, RatchetTree? ratchetTree, MlsGroupOptions? options)
+    {
         options ??= new MlsGroupOptions();
         var suite = CipherSuite.TryGet(welcome.CipherSuite);
         if (suite is null || welcome.CipherSuite != bundle.KeyPackage.CipherSuite) throw new MlsGroupException(MlsGroupError.WelcomeSuiteMismatch);
@@ -42,15 +54,7 @@ public sealed partial class MlsGroup
         var context = groupInfo!.GroupContext;
         if (context.Version != ProtocolVersion.Mls10 || context.CipherSuite != suite.Id) throw new MlsGroupException(MlsGroupError.WelcomeSuiteMismatch);
 
-        var treeData = groupInfo.Extensions.Find(ExtensionTypes.RatchetTree) is { } extension ? Tls.Decode<RatchetTree>(extension.ExtensionData) : ratchetTree;
-        if (treeData is null) throw new MlsGroupException(MlsGroupError.MissingRatchetTree);
-        if (!RatchetTreeState.TryFrom(suite, treeData, out var tree)) throw new MlsGroupException(MlsGroupError.InvalidRatchetTree, "not a tree");
-        if (!tree.TreeHash().AsSpan().SequenceEqual(context.TreeHash)) throw new MlsGroupException(MlsGroupError.InvalidRatchetTree, "tree hash");
-        if (!tree.VerifyParentHashes()) throw new MlsGroupException(MlsGroupError.InvalidRatchetTree, "parent hashes");
-        var leafError = LeafNodeValidation.ValidateTree(tree, context.GroupId, context.Extensions);
-        if (leafError != LeafNodeError.None) throw new MlsGroupException(MlsGroupError.InvalidRatchetTree, $"leaf: {leafError}");
-        if (tree.Leaf(groupInfo.Signer) is not { } signer || !groupInfo.VerifySignature(suite, signer.SignatureKey))
-            throw new MlsGroupException(MlsGroupError.BadGroupInfoSignature);
+        var tree = ValidatedTree(suite, groupInfo, ratchetTree);
 
         var ownLeafBytes = Tls.Encode(bundle.KeyPackage.LeafNode);
         var own = tree.FindLeaf(l => Tls.Encode(l).AsSpan().SequenceEqual(ownLeafBytes))
@@ -90,12 +94,6 @@ public sealed partial class MlsGroup
         {
             group = null;
             error = e.Error;
-            return false;
-        }
-        catch (MlsDecodeException)
-        {
-            group = null;
-            error = MlsGroupError.MalformedMessage;
             return false;
         }
     }

@@ -186,6 +186,26 @@ public sealed partial class MlsGroup : IDisposable
     {
         ArgumentNullException.ThrowIfNull(message);
         ThrowIfInactive();
+        try
+        {
+            return ProcessCore(message);
+        }
+        catch (Exception e) when (IsInputFault(e))
+        {
+            // Staging works on copies, so a message that trips a structural check deep inside leaves the epoch as it was.
+            throw new MlsGroupException(MlsGroupError.MalformedMessage, e.Message);
+        }
+    }
+
+    /// <summary>
+    /// Exceptions that hostile input can raise below the group layer (a decoder, a tree operation on a structure that
+    /// does not fit, a key that does not import); the group layer reports them as malformed input, never raw.
+    /// </summary>
+    internal static bool IsInputFault(Exception e)
+        => e is MlsDecodeException or InvalidOperationException or ArgumentException or CryptographicException or IndexOutOfRangeException or OverflowException;
+
+    private ProcessedMessage ProcessCore(MlsMessage message)
+    {
         if (message.Version != ProtocolVersion.Mls10) throw new MlsGroupException(MlsGroupError.UnsupportedVersion);
         var unprotected = message.WireFormat switch
         {
@@ -222,12 +242,6 @@ public sealed partial class MlsGroup : IDisposable
         {
             result = null;
             error = e.Error;
-            return false;
-        }
-        catch (MlsDecodeException)
-        {
-            result = null;
-            error = MlsGroupError.MalformedMessage;
             return false;
         }
     }
