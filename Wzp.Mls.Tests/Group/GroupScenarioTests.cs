@@ -206,6 +206,10 @@ public sealed class GroupScenarioTests
                 Vectors.Equal(first.Tree.TreeHash(), member.Tree.TreeHash(), "tree hash");
             }
             Assert.Equal(Members.Count, first.Tree.MemberCount);
+            // The cached hashes, invalidated only along changed paths, equal a from-scratch hash of the same tree.
+            Assert.True(Wzp.Mls.Tree.RatchetTreeState.TryFrom(_suite, first.Tree.ToRatchetTree(), out var fresh));
+            Vectors.Equal(fresh.TreeHash(), first.Tree.TreeHash(), "cached against fresh tree hash");
+            Assert.True(fresh.VerifyParentHashes());
         }
 
         public void Dispose()

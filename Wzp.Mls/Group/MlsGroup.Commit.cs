@@ -448,6 +448,43 @@ public sealed partial class MlsGroup
         return applied;
     }
 
+    /// <summary>
+    /// Checks a proposal on its own when it arrives (RFC 9420 §12.1), so an invalid one is never cached and cannot
+    /// block the next commit; the list-level rules of §12.2 are checked again when a commit uses it.
+    /// </summary>
+    private void ValidateOnReceipt(Proposal proposal, Sender sender)
+    {
+        var tree = _state.Tree;
+        var extensions = _state.Context.Extensions;
+        switch (proposal)
+        {
+            case AddProposal add:
+                var keyPackage = add.KeyPackage;
+                if (keyPackage.Version != ProtocolVersion.Mls10 || keyPackage.CipherSuite != _suite.Id || !keyPackage.VerifySignature(_suite)
+                    || keyPackage.InitKey.AsSpan().SequenceEqual(keyPackage.LeafNode.EncryptionKey))
+                    throw new MlsGroupException(MlsGroupError.InvalidKeyPackage);
+                var addError = LeafNodeValidation.Validate(tree, keyPackage.LeafNode, LeafNodeSource.KeyPackage, GroupId, 0, extensions, _options.Clock?.GetUtcNow(), null);
+                if (addError == LeafNodeError.DuplicateSignatureKey) throw new MlsGroupException(MlsGroupError.DuplicateAdd);
+                if (addError != LeafNodeError.None) throw new MlsGroupException(LeafError(addError), $"added leaf: {addError}");
+                break;
+            case UpdateProposal update:
+                var updateError = LeafNodeValidation.Validate(tree, update.LeafNode, LeafNodeSource.Update, GroupId, sender.Index, extensions, null, sender.Index);
+                if (updateError != LeafNodeError.None) throw new MlsGroupException(LeafError(updateError), $"update leaf: {updateError}");
+                break;
+            case RemoveProposal remove:
+                if (tree.Leaf(remove.Removed) is null) throw new MlsGroupException(MlsGroupError.RemoveOfNonMember);
+                break;
+            case PreSharedKeyProposal psk:
+                ResolvePsk(psk.Psk);
+                break;
+            case GroupContextExtensionsProposal gce:
+                foreach (var (_, leaf) in tree.Members())
+                    if (!LeafNodeValidation.SupportsExtensions(leaf, gce.Extensions) || !LeafNodeValidation.MeetsRequiredCapabilities(leaf, gce.Extensions))
+                        throw new MlsGroupException(MlsGroupError.UnsupportedCapabilities);
+                break;
+        }
+    }
+
     private static MlsGroupError LeafError(LeafNodeError error) => error switch
     {
         LeafNodeError.DuplicateEncryptionKey or LeafNodeError.DuplicateSignatureKey => MlsGroupError.DuplicateLeafKey,

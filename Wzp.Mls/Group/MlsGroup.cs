@@ -221,6 +221,7 @@ public sealed partial class MlsGroup : IDisposable
             case ContentType.Proposal:
                 var proposal = content.Body.Proposal!;
                 CheckProposalSender(proposal, content.Sender);
+                ValidateOnReceipt(proposal, content.Sender);
                 Cache(proposal, content.Sender, unprotected.ToAuthenticatedContent());
                 return new ProcessedMessage(ProcessedKind.Proposal, content.Sender, null, proposal, false);
             default:
