@@ -131,6 +131,8 @@ public sealed class GroupScenarioTests
             var processed = victim.Process(commit);
             Assert.True(processed.RemovedFromGroup);
             Assert.False(victim.IsActive);
+            Assert.Equal(MlsGroupError.NotAMember, Assert.Throws<MlsGroupException>(() => victim.Export("wzp test", [], 32)).Error);
+            Assert.Equal(MlsGroupError.NotAMember, Assert.Throws<MlsGroupException>(() => victim.EncryptApplication([1])).Error);
             _removed.Add(victim);
             Deliver(committer, commit);
             CheckAgreement();

@@ -165,8 +165,11 @@ public sealed partial class MlsGroup
             if (applied.PathRequired && commit.Path is null) throw new MlsGroupException(MlsGroupError.PathRequired);
             if (applied.Removed.Contains(OwnLeafIndex))
             {
+                // A removed member cannot derive the new epoch (the path is not encrypted to it), so it stops here
+                // and wipes what it holds: nothing it keeps could serve the group any more.
                 keys.Dispose();
                 IsActive = false;
+                WipeAll();
                 return true;
             }
             PruneKeys(tree, keys);

@@ -88,7 +88,14 @@ public sealed partial class MlsGroup : IDisposable
     public RatchetTreeState Tree => _state.Tree;
 
     /// <summary>epoch_authenticator (RFC 9420 §8.7).</summary>
-    public byte[] EpochAuthenticator => (byte[])_state.Secrets.EpochAuthenticator.Clone();
+    public byte[] EpochAuthenticator
+    {
+        get
+        {
+            ThrowIfInactive();
+            return (byte[])_state.Secrets.EpochAuthenticator.Clone();
+        }
+    }
 
     /// <summary>True while a commit this member created awaits <see cref="MergePendingCommit"/>.</summary>
     public bool HasPendingCommit => _pending is not null;
@@ -259,7 +266,9 @@ public sealed partial class MlsGroup : IDisposable
         return TryProcess(message, out result, out error);
     }
 
-    public void Dispose()
+    public void Dispose() => WipeAll();
+
+    private void WipeAll()
     {
         _pending?.State.Dispose();
         _pending = null;
