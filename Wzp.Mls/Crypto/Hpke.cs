@@ -69,10 +69,11 @@ public sealed class Hpke
     /// <summary>SetupBaseS with a fresh ephemeral key.</summary>
     public HpkeContext SetupBaseSender(ReadOnlySpan<byte> recipientPublicKey, ReadOnlySpan<byte> info, out byte[] enc)
     {
-        var (skE, _) = GenerateKeyPair();
+        var (skE, pkE) = GenerateKeyPair();
         try
         {
-            return SetupSenderWith(skE, recipientPublicKey, info, out enc);
+            // The fresh pair's public half is enc; passing it saves Encap re-deriving it (a key import and a scalar multiplication).
+            return SetupSenderWith(skE, pkE, recipientPublicKey, info, out enc);
         }
         finally
         {
@@ -129,17 +130,22 @@ public sealed class Hpke
     }
 
     private HpkeContext SetupSenderWith(ReadOnlySpan<byte> skE, ReadOnlySpan<byte> pkR, ReadOnlySpan<byte> info, out byte[] enc)
+        => SetupSenderWith(skE, PublicKeyOf(skE), pkR, info, out enc);
+
+    private HpkeContext SetupSenderWith(ReadOnlySpan<byte> skE, byte[] pkE, ReadOnlySpan<byte> pkR, ReadOnlySpan<byte> info, out byte[] enc)
     {
-        var sharedSecret = Encap(skE, pkR, out enc);
+        var sharedSecret = Encap(skE, pkE, pkR, out enc);
         var context = KeySchedule(sharedSecret, info);
         CryptographicOperations.ZeroMemory(sharedSecret);
         return context;
     }
 
     /// <summary>DHKEM Encap (RFC 9180 §4.1) with the given ephemeral private key.</summary>
-    internal byte[] Encap(ReadOnlySpan<byte> skE, ReadOnlySpan<byte> pkR, out byte[] enc)
+    internal byte[] Encap(ReadOnlySpan<byte> skE, ReadOnlySpan<byte> pkR, out byte[] enc) => Encap(skE, PublicKeyOf(skE), pkR, out enc);
+
+    private byte[] Encap(ReadOnlySpan<byte> skE, byte[] pkE, ReadOnlySpan<byte> pkR, out byte[] enc)
     {
-        enc = PublicKeyOf(skE);
+        enc = pkE;
         if (!TryDh(skE, pkR, out var dh))
             throw new CryptographicException("The recipient's X25519 public key is invalid or of low order.");
         var sharedSecret = ExtractAndExpand(dh, enc, pkR);
