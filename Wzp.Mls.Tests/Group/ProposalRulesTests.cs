@@ -76,6 +76,21 @@ public sealed class ProposalRulesTests
 
     [Theory]
     [MemberData(nameof(Suites))]
+    public void UpdateProposal_KeepingTheEncryptionKey_IsRefusedAsInvalidLeafNode(ushort suiteId)
+    {
+        using var scenario = ThreeMembers(suiteId);
+        var proposer = scenario.Members[2];
+        var message = proposer.ProposeUpdate().PublicMessage!;
+        var update = (UpdateProposal)message.Content.Body.Proposal!;
+        var current = proposer.Tree.Leaf(proposer.OwnLeafIndex)!;
+        var stale = (update.LeafNode with { EncryptionKey = current.EncryptionKey }).Signed(scenario.Suite, proposer.SignaturePrivateKey, proposer.GroupId, proposer.OwnLeafIndex);
+        var forged = proposer.ProtectForTests(message.Content with { Body = MessageBody.Of(new UpdateProposal(stale)) }, null);
+        Assert.False(scenario.Members[0].TryProcess(forged, out _, out var error));
+        Assert.Equal(MlsGroupError.InvalidLeafNode, error);
+    }
+
+    [Theory]
+    [MemberData(nameof(Suites))]
     public void RemoveProposal_OfBlankLeaf_IsRefusedOnReceipt(ushort suiteId)
     {
         using var scenario = ThreeMembers(suiteId);

@@ -27,6 +27,7 @@ public sealed class RatchetTreeVectorTests
                 Vectors.Equal(Vectors.Hex(hashes[(int)node].GetString()!), tree.TreeHash(node), $"tree hash of node {node}");
             }
             Assert.True(tree.VerifyParentHashes(), $"parent hashes of case {cases}");
+            Assert.True(tree.VerifyUnmergedLeaves(), $"unmerged leaves of case {cases}");
             Assert.True(tree.VerifyLeafSignatures(v.Hex("group_id")), $"leaf signatures of case {cases}");
             cases++;
         }
@@ -44,6 +45,19 @@ public sealed class RatchetTreeVectorTests
         key[0] ^= 1;
         tree.SetParent(tree.Root, parent with { EncryptionKey = key });
         Assert.False(tree.VerifyParentHashes());
+    }
+
+    [Fact]
+    public void TreeValidation_UnmergedLeafOutsideItsParent_IsRejected()
+    {
+        var v = Vectors.Load("tree-validation").First(c => c.GetProperty("resolutions").GetArrayLength() >= 7);
+        var tree = Load(CipherSuite.Get(v.Suite()), v.Hex("tree"));
+        var parent = tree.Parent(1)!;
+        // Leaf 3 is not below node 1, whose subtree holds leaves 0 and 1.
+        tree.SetParent(1, parent with { UnmergedLeaves = [.. parent.UnmergedLeaves, 3] });
+        Assert.False(tree.VerifyUnmergedLeaves());
+        tree.SetParent(1, parent with { UnmergedLeaves = [.. parent.UnmergedLeaves, 1, 1] });
+        Assert.False(tree.VerifyUnmergedLeaves());
     }
 
     [Fact]

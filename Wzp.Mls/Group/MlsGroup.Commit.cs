@@ -411,6 +411,7 @@ public sealed partial class MlsGroup
             {
                 var error = LeafNodeValidation.Validate(tree, update.LeafNode, LeafNodeSource.Update, GroupId, sender.Index, extensions, null, sender.Index);
                 if (error != LeafNodeError.None) throw new MlsGroupException(LeafError(error), $"update leaf: {error}");
+                CheckFreshEncryptionKey(tree, sender.Index, update.LeafNode);
             }
             tree.UpdateLeaf(sender.Index, update.LeafNode);
             applied.Updated.Add((sender.Index, update.LeafNode));
@@ -473,6 +474,7 @@ public sealed partial class MlsGroup
             case UpdateProposal update:
                 var updateError = LeafNodeValidation.Validate(tree, update.LeafNode, LeafNodeSource.Update, GroupId, sender.Index, extensions, null, sender.Index);
                 if (updateError != LeafNodeError.None) throw new MlsGroupException(LeafError(updateError), $"update leaf: {updateError}");
+                CheckFreshEncryptionKey(tree, sender.Index, update.LeafNode);
                 break;
             case RemoveProposal remove:
                 if (tree.Leaf(remove.Removed) is null) throw new MlsGroupException(MlsGroupError.RemoveOfNonMember);
@@ -486,6 +488,13 @@ public sealed partial class MlsGroup
                         throw new MlsGroupException(MlsGroupError.UnsupportedCapabilities);
                 break;
         }
+    }
+
+    /// <summary>An Update must bring a new encryption key (RFC 9420 §12.1.2).</summary>
+    private static void CheckFreshEncryptionKey(RatchetTreeState tree, uint leafIndex, LeafNode leaf)
+    {
+        if (tree.Leaf(leafIndex) is { } current && current.EncryptionKey.AsSpan().SequenceEqual(leaf.EncryptionKey))
+            throw new MlsGroupException(MlsGroupError.InvalidLeafNode, "the update reuses the member's encryption key");
     }
 
     private static MlsGroupError LeafError(LeafNodeError error) => error switch

@@ -108,6 +108,7 @@ public sealed partial class MlsGroup
         if (treeData is null) throw new MlsGroupException(MlsGroupError.MissingRatchetTree);
         if (!RatchetTreeState.TryFrom(suite, treeData, out var tree)) throw new MlsGroupException(MlsGroupError.InvalidRatchetTree, "not a tree");
         if (!tree.TreeHash().AsSpan().SequenceEqual(context.TreeHash)) throw new MlsGroupException(MlsGroupError.InvalidRatchetTree, "tree hash");
+        if (!tree.VerifyUnmergedLeaves()) throw new MlsGroupException(MlsGroupError.InvalidRatchetTree, "unmerged leaves");
         if (!tree.VerifyParentHashes()) throw new MlsGroupException(MlsGroupError.InvalidRatchetTree, "parent hashes");
         var leafError = LeafNodeValidation.ValidateTree(tree, context.GroupId, context.Extensions);
         if (leafError != LeafNodeError.None) throw new MlsGroupException(MlsGroupError.InvalidRatchetTree, $"leaf: {leafError}");

@@ -358,6 +358,8 @@ public sealed partial class MlsGroup : IDisposable
 
     internal MlsGroupOptions Options => _options;
 
+    internal byte[] SignaturePrivateKey => _signaturePrivateKey;
+
     /// <summary>Frames content with this epoch's keys as given, for tests that need a tampered yet well-framed message.</summary>
     internal MlsMessage ProtectForTests(FramedContent content, byte[]? confirmationTag) => Protect(content, confirmationTag).Message;
 

@@ -262,6 +262,28 @@ public sealed class RatchetTreeState
         return true;
     }
 
+    /// <summary>
+    /// Checks the unmerged_leaves lists (RFC 9420 §7.9.2's precondition, §12.4.3.1): each names a non-blank leaf
+    /// below the parent, without repeats, and every non-blank parent between that leaf and this one lists it too.
+    /// </summary>
+    public bool VerifyUnmergedLeaves()
+    {
+        for (uint p = 1; p < _nodes.Length; p += 2)
+        {
+            if (_nodes[p]?.Parent is not { } parent) continue;
+            var seen = new HashSet<uint>();
+            foreach (var leaf in parent.UnmergedLeaves)
+            {
+                if (!seen.Add(leaf) || leaf >= LeafCount || Leaf(leaf) is null) return false;
+                var node = TreeMath.LeafToNode(leaf);
+                if (!TreeMath.IsInSubtree(p, node)) return false;
+                for (var between = TreeMath.Parent(node, LeafCount); between != p; between = TreeMath.Parent(between, LeafCount))
+                    if (_nodes[between]?.Parent is { } middle && !middle.UnmergedLeaves.Contains(leaf)) return false;
+            }
+        }
+        return true;
+    }
+
     /// <summary>True if every non-blank leaf's signature verifies with <paramref name="groupId"/> and its index.</summary>
     public bool VerifyLeafSignatures(ReadOnlySpan<byte> groupId)
     {
