@@ -96,7 +96,8 @@ public sealed partial class MlsGroup
         ArgumentNullException.ThrowIfNull(groupId);
         ArgumentNullException.ThrowIfNull(proposal);
         var content = new FramedContent(groupId, epoch, Sender.External(senderIndex), [], MessageBody.Of(proposal));
-        var auth = new FramedContentAuthData(MessageProtection.Sign(suite, content, WireFormat.PublicMessage, null!, signaturePrivateKey), null);
+        // FramedContentTBS carries no GroupContext for external senders (RFC 9420 §6.1).
+        var auth = new FramedContentAuthData(suite.SignWithLabel(signaturePrivateKey, "FramedContentTBS", content.ToBeSigned(WireFormat.PublicMessage, null)), null);
         return MlsMessage.Of(new PublicMessage(content, auth, null));
     }
 

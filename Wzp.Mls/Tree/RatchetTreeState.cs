@@ -34,6 +34,9 @@ public sealed class RatchetTreeState
 
     public CipherSuite Suite => _suite;
 
+    /// <summary>How many node hashes this instance computed; for tests of the cache.</summary>
+    internal long HashesComputed { get; private set; }
+
     public uint LeafCount => ((uint)_nodes.Length + 1) / 2;
 
     public uint NodeCount => (uint)_nodes.Length;
@@ -396,6 +399,7 @@ public sealed class RatchetTreeState
 
     private byte[] LeafHash(uint node, LeafNode? leaf)
     {
+        HashesComputed++;
         var writer = new TlsWriter(512);
         writer.WriteUInt8((byte)NodeType.Leaf);
         writer.WriteUInt32(TreeMath.NodeToLeaf(node));
@@ -405,6 +409,7 @@ public sealed class RatchetTreeState
 
     private byte[] ParentHashOfSubtree(ParentNode? parent, ReadOnlySpan<byte> left, ReadOnlySpan<byte> right)
     {
+        HashesComputed++;
         var writer = new TlsWriter(256);
         writer.WriteUInt8((byte)NodeType.Parent);
         writer.WriteOptional(parent);
