@@ -23,6 +23,7 @@ public sealed class ExternalTests
         {
             Assert.True(member.TryProcess(commit, out var processed, out var error), error.ToString());
             Assert.Equal(ProcessedKind.Commit, processed.Kind);
+            Assert.Equal([joiner.OwnLeafIndex], processed.Commit!.Added);
         }
         scenario.Members.Add(joiner);
         scenario.CheckAgreement();

@@ -95,7 +95,8 @@ public sealed class GroupScenarioTests
                 Proposals = bundles.Select(b => (Proposal)new AddProposal(b.KeyPackage)).ToArray(),
                 IncludePath = _random.Next(2) == 0,
             });
-            Deliver(committer, output.Commit);
+            var summary = Deliver(committer, output.Commit);
+            if (summary is not null) Assert.Equal(count, summary.Added.Count);
             var welcome = output.Welcome!.Welcome!;
             foreach (var bundle in bundles)
             {
@@ -134,7 +135,9 @@ public sealed class GroupScenarioTests
             Assert.Equal(MlsGroupError.NotAMember, Assert.Throws<MlsGroupException>(() => victim.Export("wzp test", [], 32)).Error);
             Assert.Equal(MlsGroupError.NotAMember, Assert.Throws<MlsGroupException>(() => victim.EncryptApplication([1])).Error);
             _removed.Add(victim);
-            Deliver(committer, commit);
+            var removedLeaf = victim.OwnLeafIndex;
+            var summary = Deliver(committer, commit);
+            Assert.Equal([removedLeaf], summary!.Removed);
             CheckAgreement();
         }
 
@@ -179,13 +182,18 @@ public sealed class GroupScenarioTests
         }
 
         /// <summary>Merges the committer's pending commit and has every other member process the commit.</summary>
-        public void Deliver(MlsGroup committer, MlsMessage commit)
+        public CommitSummary? Deliver(MlsGroup committer, MlsMessage commit)
         {
             var encoded = Tls.Encode(commit);
+            CommitSummary? summary = null;
             foreach (var member in Members.Where(m => m != committer))
             {
                 Assert.True(member.TryProcess(encoded, out var processed, out var error), $"member {member.OwnLeafIndex}: {error}");
                 Assert.Equal(ProcessedKind.Commit, processed.Kind);
+                Assert.Equal(committer.OwnLeafIndex, processed.Commit!.Committer);
+                summary ??= processed.Commit;
+                Assert.Equal(summary.Added, processed.Commit.Added);
+                Assert.Equal(summary.Removed, processed.Commit.Removed);
             }
             committer.MergePendingCommit();
             foreach (var removed in _removed)
@@ -193,6 +201,7 @@ public sealed class GroupScenarioTests
                 Assert.False(removed.TryProcess(encoded, out _, out var error));
                 Assert.True(error is MlsGroupError.NotAMember or MlsGroupError.WrongEpoch, error.ToString());
             }
+            return summary;
         }
 
         public void CheckAgreement()

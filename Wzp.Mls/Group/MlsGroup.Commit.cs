@@ -131,10 +131,11 @@ public sealed partial class MlsGroup
     /// <summary>
     /// Processes another member's (or a new member's external) commit (RFC 9420 §12.4.2): resolves and validates
     /// the proposals, applies them, merges and decrypts the path, runs the key schedule and checks the
-    /// confirmation tag. Returns true when the commit removed this member.
+    /// confirmation tag. <paramref name="removed"/> is true when the commit removed this member.
     /// </summary>
-    private bool ProcessCommit(AuthenticatedContent authenticated)
+    private CommitSummary ProcessCommit(AuthenticatedContent authenticated, out bool removed)
     {
+        removed = false;
         var content = authenticated.Content;
         var commit = content.Body.Commit!;
         var external = content.Sender.Type == SenderType.NewMemberCommit;
@@ -170,7 +171,8 @@ public sealed partial class MlsGroup
                 keys.Dispose();
                 IsActive = false;
                 WipeAll();
-                return true;
+                removed = true;
+                return Summary(applied, committer ?? uint.MaxValue);
             }
             PruneKeys(tree, keys);
             foreach (var (leaf, node) in applied.Updated)
@@ -181,6 +183,7 @@ public sealed partial class MlsGroup
             var extensions = applied.Extensions ?? state.Context.Extensions;
 
             byte[] commitSecret;
+            var committerLeaf = committer ?? uint.MaxValue;
             if (commit.Path is { } path)
             {
                 uint sender;
@@ -192,6 +195,7 @@ public sealed partial class MlsGroup
                 {
                     sender = committer!.Value;
                 }
+                committerLeaf = sender;
                 var leafError = LeafNodeValidation.Validate(tree, path.LeafNode, LeafNodeSource.Commit, GroupId, sender, extensions, null, sender);
                 if (leafError != LeafNodeError.None) throw new MlsGroupException(leafError is LeafNodeError.DuplicateEncryptionKey or LeafNodeError.DuplicateSignatureKey ? MlsGroupError.DuplicateLeafKey : MlsGroupError.InvalidLeafNode, $"commit leaf: {leafError}");
                 if (!external && path.LeafNode.EncryptionKey.AsSpan().SequenceEqual(state.Tree.Leaf(sender)!.EncryptionKey))
@@ -218,7 +222,9 @@ public sealed partial class MlsGroup
             var tag = authenticated.Auth.ConfirmationTag ?? throw new MlsGroupException(MlsGroupError.BadConfirmationTag);
             if (!_suite.VerifyMac(secrets.ConfirmationKey, confirmed, tag)) throw new MlsGroupException(MlsGroupError.BadConfirmationTag);
             Install(new EpochState(context, tree, keys, secrets, TranscriptHash.Interim(_suite, confirmed, tag)));
-            return false;
+            var summary = Summary(applied, committerLeaf);
+            if (commit.Path is null) return summary;
+            return external ? summary with { Added = [.. summary.Added, committerLeaf] } : summary with { Updated = [.. summary.Updated, committerLeaf] };
         }
         catch
         {
@@ -227,6 +233,9 @@ public sealed partial class MlsGroup
             throw;
         }
     }
+
+    private static CommitSummary Summary(AppliedProposals applied, uint committer)
+        => new([.. applied.Added], [.. applied.Removed.Order()], [.. applied.Updated.Select(u => u.Index)], committer);
 
     /// <summary>init_secret of an external commit: the HPKE export from the ExternalInit's kem_output (RFC 9420 §8.3).</summary>
     private byte[] ExternalInitSecret(ExternalInitProposal init)

@@ -19,9 +19,16 @@ public enum ProcessedKind
 
 /// <summary>
 /// The result of processing a group message: application data, a proposal now cached for a later commit, or a
-/// commit that moved the group to a new epoch (<see cref="RemovedFromGroup"/> when it removed this member).
+/// commit that moved the group to a new epoch (<see cref="RemovedFromGroup"/> when it removed this member), with
+/// what it changed in <see cref="Commit"/>.
 /// </summary>
-public sealed record ProcessedMessage(ProcessedKind Kind, Sender Sender, byte[]? ApplicationData, Proposal? Proposal, bool RemovedFromGroup);
+public sealed record ProcessedMessage(ProcessedKind Kind, Sender Sender, byte[]? ApplicationData, Proposal? Proposal, bool RemovedFromGroup, CommitSummary? Commit = null);
+
+/// <summary>
+/// The membership changes of a processed commit, as leaf indices: members added, removed and updated (by proposal or
+/// by the committer's path), and the committer's leaf (for an external commit, the leaf the joiner took).
+/// </summary>
+public sealed record CommitSummary(IReadOnlyList<uint> Added, IReadOnlyList<uint> Removed, IReadOnlyList<uint> Updated, uint Committer);
 
 /// <summary>What a commit produced: the commit to send to the group, and the Welcome for members it adds.</summary>
 public sealed record CommitOutput(MlsMessage Commit, MlsMessage? Welcome, GroupInfo GroupInfo);
@@ -232,8 +239,8 @@ public sealed partial class MlsGroup : IDisposable
                 Cache(proposal, content.Sender, unprotected.ToAuthenticatedContent());
                 return new ProcessedMessage(ProcessedKind.Proposal, content.Sender, null, proposal, false);
             default:
-                var removed = ProcessCommit(unprotected.ToAuthenticatedContent());
-                return new ProcessedMessage(ProcessedKind.Commit, content.Sender, null, null, removed);
+                var summary = ProcessCommit(unprotected.ToAuthenticatedContent(), out var removed);
+                return new ProcessedMessage(ProcessedKind.Commit, content.Sender, null, null, removed, summary);
         }
     }
 
