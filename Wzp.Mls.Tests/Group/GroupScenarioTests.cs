@@ -31,10 +31,15 @@ public sealed class GroupScenarioTests
         var random = new Random(size * 7919 + suiteId);
         var scenario = new Scenario(suite, random);
         while (scenario.Members.Count < size) scenario.AddMembers(Math.Min(size - scenario.Members.Count, 1 + random.Next(Math.Max(1, size / 4))));
+        var externalJoins = 0;
         for (var step = 0; step < steps; step++)
         {
-            switch (random.Next(5))
+            switch (random.Next(6))
             {
+                case 5:
+                    scenario.ExternalJoin();
+                    externalJoins++;
+                    break;
                 case 0:
                     scenario.AddMembers(1 + random.Next(2));
                     break;
@@ -52,6 +57,9 @@ public sealed class GroupScenarioTests
                     break;
             }
         }
+        // Every run includes at least one external join, whatever the seed draws.
+        if (externalJoins == 0) scenario.ExternalJoin();
+        scenario.RemoveMember();
         scenario.Dispose();
     }
 
@@ -108,6 +116,20 @@ public sealed class GroupScenarioTests
                 Members.Add(joined);
                 bundle.Dispose();
             }
+            CheckAgreement();
+        }
+
+        /// <summary>A new client joins by external commit from a random member's GroupInfo (RFC 9420 §12.4.3.2).</summary>
+        public void ExternalJoin()
+        {
+            var (signature, _) = _suite.GenerateSignatureKeyPair();
+            var groupInfo = RandomMember().CreateGroupInfo(includeRatchetTree: _random.Next(2) == 0);
+            var tree = Members[0].Tree.ToRatchetTree();
+            var (joiner, commit) = MlsGroup.JoinByExternalCommit(groupInfo, Credential.Basic(Encoding.ASCII.GetBytes($"member-{_nextId++}")), signature, tree,
+                options: new MlsGroupOptions { EncryptHandshake = _random.Next(2) == 0 });
+            var summary = Deliver(joiner, commit, joinerIsNew: true);
+            Assert.Equal([joiner.OwnLeafIndex], summary!.Added);
+            Members.Add(joiner);
             CheckAgreement();
         }
 
@@ -182,7 +204,7 @@ public sealed class GroupScenarioTests
         }
 
         /// <summary>Merges the committer's pending commit and has every other member process the commit.</summary>
-        public CommitSummary? Deliver(MlsGroup committer, MlsMessage commit)
+        public CommitSummary? Deliver(MlsGroup committer, MlsMessage commit, bool joinerIsNew = false)
         {
             var encoded = Tls.Encode(commit);
             CommitSummary? summary = null;
@@ -195,7 +217,7 @@ public sealed class GroupScenarioTests
                 Assert.Equal(summary.Added, processed.Commit.Added);
                 Assert.Equal(summary.Removed, processed.Commit.Removed);
             }
-            committer.MergePendingCommit();
+            if (!joinerIsNew) committer.MergePendingCommit();
             foreach (var removed in _removed)
             {
                 Assert.False(removed.TryProcess(encoded, out _, out var error));

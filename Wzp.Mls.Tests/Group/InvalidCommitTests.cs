@@ -253,7 +253,7 @@ public sealed class InvalidCommitTests
         using var creator = MlsGroup.Create(CipherSuite.Get(suite), "g"u8.ToArray(), Credential.Basic("c"u8.ToArray()), signature, options: options);
         var scenario = new GroupScenarioTests.Scenario(CipherSuite.Get(suite), new Random(1));
         using var invited = scenario.NewKeyPackage();
-        var output = creator.Commit(new CommitOptions { Proposals = [new AddProposal(invited.KeyPackage)] });
+        var output = creator.Commit(new CommitOptions { Proposals = [new AddProposal(invited.KeyPackage)], IncludePath = true });
         creator.MergePendingCommit();
         Assert.False(MlsGroup.TryJoin(output.Welcome!.Welcome!, invited, null, null, out _, out var missing));
         Assert.Equal(MlsGroupError.MissingRatchetTree, missing);

@@ -48,7 +48,7 @@ public sealed partial class MlsGroup
             var applied = ApplyProposals(tree, list, own, external: false, validate: !_options.SkipCommitterValidation);
             PruneKeys(tree, keys);
             var extensions = applied.Extensions ?? state.Context.Extensions;
-            var withPath = options.IncludePath;
+            var withPath = options.IncludePath ?? applied.PathRequired;
             if (!withPath && applied.PathRequired && !_options.SkipCommitterValidation) throw new MlsGroupException(MlsGroupError.PathRequired);
             UpdatePath? path = null;
             UpdatePathSecrets? pathSecrets = null;

@@ -43,10 +43,12 @@ public sealed class CommitOptions
     public bool IncludePendingProposals { get; init; } = true;
 
     /// <summary>
-    /// Include an UpdatePath even when the proposals do not require one. Defaults to true, which refreshes the
-    /// committer's keys on every commit; false omits it when allowed (RFC 9420 §12.4) and throws when not.
+    /// Whether to include an UpdatePath. Defaults to null: only when the proposals require one (RFC 9420 §12.4: an
+    /// empty commit, or one with an Update, Remove, ExternalInit or GroupContextExtensions), which keeps add-only and
+    /// PSK-only commits small; the application refreshes keys periodically with an empty commit. True always
+    /// includes a path; false omits it and throws <see cref="MlsGroupError.PathRequired"/> when one is required.
     /// </summary>
-    public bool IncludePath { get; init; } = true;
+    public bool? IncludePath { get; init; }
 
     /// <summary>authenticated_data of the commit's framing. Defaults to empty.</summary>
     public byte[] AuthenticatedData { get; init; } = [];
