@@ -112,6 +112,15 @@ public static class TreeKem
     public static (UpdatePath Path, UpdatePathSecrets Secrets) Encapsulate(
         RatchetTreeState tree, uint leafIndex, LeafNode leafTemplate, ReadOnlySpan<byte> signaturePrivateKey, ReadOnlySpan<byte> groupId,
         Func<byte[], GroupContext> contextOf, IReadOnlyCollection<uint> excludedLeaves, TreePrivateKeys keys)
+        => Encapsulate(tree, leafIndex, leafTemplate, signaturePrivateKey, groupId, contextOf, excludedLeaves, keys, encrypt: true);
+
+    /// <summary>
+    /// <paramref name="encrypt"/> false skips the HPKE encryptions (the path carries no ciphertexts): only for building
+    /// synthetic trees in benchmarks and tests, where no member will decrypt.
+    /// </summary>
+    internal static (UpdatePath Path, UpdatePathSecrets Secrets) Encapsulate(
+        RatchetTreeState tree, uint leafIndex, LeafNode leafTemplate, ReadOnlySpan<byte> signaturePrivateKey, ReadOnlySpan<byte> groupId,
+        Func<byte[], GroupContext> contextOf, IReadOnlyCollection<uint> excludedLeaves, TreePrivateKeys keys, bool encrypt)
     {
         ArgumentNullException.ThrowIfNull(tree);
         ArgumentNullException.ThrowIfNull(leafTemplate);
@@ -149,7 +158,7 @@ public static class TreeKem
         var nodes = new UpdatePathNode[path.Count];
         for (var i = 0; i < path.Count; i++)
         {
-            var recipients = tree.Resolution(path[i].CopathChild).Where(n => !excluded.Contains(n)).ToList();
+            var recipients = encrypt ? tree.Resolution(path[i].CopathChild).Where(n => !excluded.Contains(n)).ToList() : [];
             var ciphertexts = new HpkeCiphertext[recipients.Count];
             for (var r = 0; r < recipients.Count; r++)
             {
