@@ -1,6 +1,7 @@
 using System.Text;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Engines;
+using Wzp.Mls.Codec;
 using Wzp.Mls.Crypto;
 using Wzp.Mls.Group;
 using Wzp.Mls.Messages;
@@ -8,10 +9,13 @@ using Wzp.Mls.Messages;
 namespace Wzp.Benchmarks;
 
 /// <summary>
-/// MLS group operations at 10, 100 and 1,000 members (issue 15): creating a commit that adds one member (with
-/// path and Welcome), processing that commit as another member, and joining from its Welcome (full tree
-/// validation included). Each processed or joined commit is undone outside the measurement by a Remove, so the
-/// group stays at its size; one invocation per iteration because every operation moves the epoch.
+/// MLS group operations at 10, 100 and 1,000 members (issue 15), suite 1, in a group whose tree is full (every
+/// parent populated, as after each member has committed once with a path): creating a commit that adds one member
+/// (no path, the library's default for add-only commits, and with a path), processing it as another member,
+/// joining from its Welcome (full tree validation and every leaf signature), and creating and processing a commit
+/// that removes one member (a path is required). Adds and removes measured with processing or joining are undone
+/// outside the measurement, so the group keeps its size; one invocation per iteration because each moves the epoch.
+/// <see cref="Sizes"/> gives the encoded sizes of those messages, full and after removals blanked part of the tree.
 /// </summary>
 [MemoryDiagnoser]
 [SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 2, iterationCount: 15, invocationCount: 1)]
@@ -26,6 +30,7 @@ public class MlsGroupBenchmarks
     private MlsMessage _commit = null!;
     private Welcome _welcome = null!;
     private MlsGroup? _joined;
+    private uint _victim;
     private int _next;
 
     [Params(10, 100, 1000)]
@@ -34,22 +39,7 @@ public class MlsGroupBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        var (signature, _) = Suite.GenerateSignatureKeyPair();
-        _creator = MlsGroup.Create(Suite, "benchmark"u8.ToArray(), Credential.Basic("creator"u8.ToArray()), signature);
-        using (var observer = NewKeyPackage())
-        {
-            var first = _creator.Commit(new CommitOptions { Proposals = [new AddProposal(observer.KeyPackage)] });
-            _creator.MergePendingCommit();
-            _observer = MlsGroup.Join(first.Welcome!.Welcome!, observer);
-        }
-        while (_creator.Tree.MemberCount < Members)
-        {
-            var batch = Enumerable.Range(0, Math.Min(100, Members - _creator.Tree.MemberCount)).Select(_ => NewKeyPackage()).ToList();
-            var output = _creator.Commit(new CommitOptions { Proposals = batch.Select(b => (Proposal)new AddProposal(b.KeyPackage)).ToArray() });
-            _creator.MergePendingCommit();
-            _observer.Process(output.Commit);
-            foreach (var bundle in batch) bundle.Dispose();
-        }
+        (_creator, _observer) = MlsGroup.CreateWithFullTree(Suite, Members);
         _reused = NewKeyPackage();
     }
 
@@ -61,10 +51,17 @@ public class MlsGroupBenchmarks
         _reused.Dispose();
     }
 
-    [Benchmark(Description = "create add-commit (path + Welcome)")]
+    [Benchmark(Description = "create add-commit (no path) + Welcome")]
     public void CreateAddCommit()
     {
         _creator.Commit(new CommitOptions { Proposals = [new AddProposal(_reused.KeyPackage)] });
+        _creator.ClearPendingCommit();
+    }
+
+    [Benchmark(Description = "create add-commit with path + Welcome")]
+    public void CreateAddCommitWithPath()
+    {
+        _creator.Commit(new CommitOptions { Proposals = [new AddProposal(_reused.KeyPackage)], IncludePath = true });
         _creator.ClearPendingCommit();
     }
 
@@ -97,9 +94,71 @@ public class MlsGroupBenchmarks
         _joiner.Dispose();
     }
 
+    [IterationSetup(Target = nameof(CreateRemoveCommit))]
+    public void PickVictim() => _victim = (uint)(2 + (_next % Math.Max(1, Members - 2)));
+
+    [Benchmark(Description = "create remove-commit (path)")]
+    public void CreateRemoveCommit()
+    {
+        _creator.Commit(new CommitOptions { Proposals = [new RemoveProposal(_victim)] });
+        _creator.ClearPendingCommit();
+    }
+
+    [IterationSetup(Target = nameof(ProcessRemoveCommit))]
+    public void StageRemove()
+    {
+        // A fresh member is added (no path, outside the measurement) and then removed, so the size stays put.
+        _joiner = NewKeyPackage();
+        var add = _creator.Commit(new CommitOptions { Proposals = [new AddProposal(_joiner.KeyPackage)] });
+        _creator.MergePendingCommit();
+        _observer.Process(add.Commit);
+        var added = _creator.Tree.FindLeaf(l => l.SignatureKey.AsSpan().SequenceEqual(_joiner.KeyPackage.LeafNode.SignatureKey))!.Value;
+        _commit = _creator.Commit(new CommitOptions { Proposals = [new RemoveProposal(added)] }).Commit;
+        _creator.MergePendingCommit();
+    }
+
+    [Benchmark(Description = "process remove-commit")]
+    public void ProcessRemoveCommit() => _observer.Process(_commit);
+
+    [IterationCleanup(Target = nameof(ProcessRemoveCommit))]
+    public void CleanupRemove() => _joiner.Dispose();
+
+    /// <summary>
+    /// Encoded sizes at <paramref name="members"/>: add commit (no path) and its Welcome, add commit with path,
+    /// remove commit in the full tree, and a remove commit after a tenth of the members were removed by one member.
+    /// </summary>
+    public static (int AddCommit, int Welcome, int AddCommitWithPath, int RemoveCommitFull, int RemoveCommitAfterRemovals) Sizes(int members)
+    {
+        var (creator, observer) = MlsGroup.CreateWithFullTree(Suite, members);
+        using (creator)
+        using (observer)
+        {
+            var (signature, _) = Suite.GenerateSignatureKeyPair();
+            using var bundle = KeyPackageBundle.Create(Suite, Credential.Basic("sized"u8.ToArray()), signature);
+            var add = creator.Commit(new CommitOptions { Proposals = [new AddProposal(bundle.KeyPackage)] });
+            creator.ClearPendingCommit();
+            var withPath = creator.Commit(new CommitOptions { Proposals = [new AddProposal(bundle.KeyPackage)], IncludePath = true });
+            creator.ClearPendingCommit();
+            var removeFull = creator.Commit(new CommitOptions { Proposals = [new RemoveProposal((uint)members - 1)] });
+            creator.ClearPendingCommit();
+            var random = new Random(members);
+            for (var i = 0; i < Math.Max(1, members / 10); i++)
+            {
+                var victims = creator.Tree.Members().Select(m => m.Index).Where(l => l > 1).ToList();
+                creator.Commit(new CommitOptions { Proposals = [new RemoveProposal(victims[random.Next(victims.Count)])] });
+                creator.MergePendingCommit();
+            }
+            var last = creator.Tree.Members().Select(m => m.Index).Where(l => l > 1).Last();
+            var removeAfter = creator.Commit(new CommitOptions { Proposals = [new RemoveProposal(last)] });
+            creator.ClearPendingCommit();
+            return (Tls.Encode(add.Commit).Length, Tls.Encode(add.Welcome!).Length, Tls.Encode(withPath.Commit).Length,
+                Tls.Encode(removeFull.Commit).Length, Tls.Encode(removeAfter.Commit).Length);
+        }
+    }
+
     private KeyPackageBundle NewKeyPackage()
     {
         var (signature, _) = Suite.GenerateSignatureKeyPair();
-        return KeyPackageBundle.Create(Suite, Credential.Basic(Encoding.ASCII.GetBytes($"member-{_next++}")), signature);
+        return KeyPackageBundle.Create(Suite, Credential.Basic(Encoding.ASCII.GetBytes($"joiner-{_next++}")), signature);
     }
 }

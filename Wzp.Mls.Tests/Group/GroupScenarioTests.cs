@@ -110,7 +110,7 @@ public sealed class GroupScenarioTests
             {
                 var options = new MlsGroupOptions { EncryptHandshake = _random.Next(2) == 0 };
                 // Half the joiners take the tree from the Welcome, half out of band (from a member).
-                var joined = output.GroupInfo.Extensions.Find(ExtensionTypes.RatchetTree) is not null && _random.Next(2) == 0
+                var joined = output.GroupInfo!.Extensions.Find(ExtensionTypes.RatchetTree) is not null && _random.Next(2) == 0
                     ? MlsGroup.Join(welcome, bundle, null, options)
                     : MlsGroup.Join(welcome with { }, bundle, committer.Tree.ToRatchetTree(), options);
                 Members.Add(joined);

@@ -77,10 +77,15 @@ public sealed partial class MlsGroup
             var next = new EpochState(context, tree, keys, secrets, TranscriptHash.Interim(_suite, confirmed, tag));
             var (message, _) = Protect(content, tag);
 
-            var groupInfo = SignedGroupInfo(next, tag, _options.RatchetTreeInWelcome, withExternalPub: true);
+            // The GroupInfo (with the whole tree, hundreds of kilobytes at 1,000 members) is built only for a Welcome;
+            // external joiners get one from CreateGroupInfo after the merge.
+            GroupInfo? groupInfo = null;
             MlsMessage? welcome = null;
             if (applied.AddedKeyPackages.Count > 0)
+            {
+                groupInfo = SignedGroupInfo(next, tag, _options.RatchetTreeInWelcome, withExternalPub: true);
                 welcome = MlsMessage.Of(BuildWelcome(next, groupInfo, applied, pathSecrets, pskSecret));
+            }
             CryptographicOperations.ZeroMemory(pskSecret);
             pathSecrets?.Dispose();
             _pending = new PendingCommit(next);

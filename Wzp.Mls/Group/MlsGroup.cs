@@ -30,8 +30,11 @@ public sealed record ProcessedMessage(ProcessedKind Kind, Sender Sender, byte[]?
 /// </summary>
 public sealed record CommitSummary(IReadOnlyList<uint> Added, IReadOnlyList<uint> Removed, IReadOnlyList<uint> Updated, uint Committer);
 
-/// <summary>What a commit produced: the commit to send to the group, and the Welcome for members it adds.</summary>
-public sealed record CommitOutput(MlsMessage Commit, MlsMessage? Welcome, GroupInfo GroupInfo);
+/// <summary>
+/// What a commit produced: the commit to send to the group, and for a commit that adds members their Welcome and the
+/// GroupInfo it carries (null otherwise; <see cref="MlsGroup.CreateGroupInfo"/> makes one for external joiners).
+/// </summary>
+public sealed record CommitOutput(MlsMessage Commit, MlsMessage? Welcome, GroupInfo? GroupInfo);
 
 /// <summary>How to build a commit.</summary>
 public sealed class CommitOptions
