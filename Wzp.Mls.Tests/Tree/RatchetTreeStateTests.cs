@@ -66,4 +66,19 @@ public sealed class RatchetTreeStateTests
         Assert.Equal(1u, tree.AddLeaf(Leaf(9)));
         Assert.Equal(7, tree.ToRatchetTree().Nodes.Length);
     }
+
+    [Fact]
+    public void AddLeaf_IntoABlankLeftOfUnmergedLeaves_KeepsUnmergedLeavesSorted()
+    {
+        var tree = new RatchetTreeState(Suite);
+        for (var i = 0; i < 4; i++) tree.AddLeaf(Leaf(i));
+        tree.RemoveLeaf(1);
+        // The root already lists leaf 3 (added after the root's last path); the new leaf fills blank leaf 1.
+        tree.SetParent(3, new ParentNode(new byte[32], [], [3]));
+        Assert.Equal(1u, tree.AddLeaf(Leaf(5)));
+        Assert.Equal([1u, 3u], tree.Parent(3)!.UnmergedLeaves);
+        Assert.True(tree.VerifyUnmergedLeaves());
+        tree.SetParent(3, new ParentNode(new byte[32], [], [3, 1]));
+        Assert.False(tree.VerifyUnmergedLeaves());
+    }
 }

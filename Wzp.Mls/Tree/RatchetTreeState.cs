@@ -123,8 +123,10 @@ public sealed class RatchetTreeState
         {
             foreach (var node in TreeMath.DirectPath(TreeMath.LeafToNode(index), LeafCount))
             {
+                // RFC 9420 §7.1: unmerged_leaves is sorted in increasing order; a new leaf may fill a blank to the
+                // left of leaves already listed, so it is inserted in place rather than appended.
                 if (_nodes[node]?.Parent is { } parent)
-                    Set(node, Node.OfParent(parent with { UnmergedLeaves = [.. parent.UnmergedLeaves, index] }));
+                    Set(node, Node.OfParent(parent with { UnmergedLeaves = [.. parent.UnmergedLeaves.Append(index).Order()] }));
             }
         }
         return index;
@@ -266,18 +268,19 @@ public sealed class RatchetTreeState
     }
 
     /// <summary>
-    /// Checks the unmerged_leaves lists (RFC 9420 §7.9.2's precondition, §12.4.3.1): each names a non-blank leaf
-    /// below the parent, without repeats, and every non-blank parent between that leaf and this one lists it too.
+    /// Checks the unmerged_leaves lists (RFC 9420 §7.1, §7.9.2's precondition): strictly increasing, each a non-blank
+    /// leaf below the parent, and every non-blank parent between that leaf and this one lists it too.
     /// </summary>
     public bool VerifyUnmergedLeaves()
     {
         for (uint p = 1; p < _nodes.Length; p += 2)
         {
             if (_nodes[p]?.Parent is not { } parent) continue;
-            var seen = new HashSet<uint>();
+            long previous = -1;
             foreach (var leaf in parent.UnmergedLeaves)
             {
-                if (!seen.Add(leaf) || leaf >= LeafCount || Leaf(leaf) is null) return false;
+                if (leaf <= previous || leaf >= LeafCount || Leaf(leaf) is null) return false;
+                previous = leaf;
                 var node = TreeMath.LeafToNode(leaf);
                 if (!TreeMath.IsInSubtree(p, node)) return false;
                 for (var between = TreeMath.Parent(node, LeafCount); between != p; between = TreeMath.Parent(between, LeafCount))
