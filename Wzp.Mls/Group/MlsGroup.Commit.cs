@@ -43,6 +43,7 @@ public sealed partial class MlsGroup
         var tree = state.Tree.Clone();
         var keys = state.Keys.Clone();
         EpochSecrets? secrets = null;
+        UpdatePathSecrets? pathSecrets = null;
         try
         {
             var applied = ApplyProposals(tree, list, own, external: false, validate: !_options.SkipCommitterValidation);
@@ -51,7 +52,6 @@ public sealed partial class MlsGroup
             var withPath = options.IncludePath ?? applied.PathRequired;
             if (!withPath && applied.PathRequired && !_options.SkipCommitterValidation) throw new MlsGroupException(MlsGroupError.PathRequired);
             UpdatePath? path = null;
-            UpdatePathSecrets? pathSecrets = null;
             byte[] commitSecret;
             if (withPath)
             {
@@ -93,6 +93,7 @@ public sealed partial class MlsGroup
         }
         catch
         {
+            pathSecrets?.Dispose();
             secrets?.Dispose();
             keys.Dispose();
             throw;

@@ -64,7 +64,11 @@ public sealed partial class MlsGroup
         EpochSecrets? secrets = null;
         try
         {
-            if (groupSecrets.PathSecret is { } pathSecret) InstallPathSecret(suite, tree, keys, own, groupInfo.Signer, pathSecret);
+            if (groupSecrets.PathSecret is { } pathSecret)
+            {
+                InstallPathSecret(suite, tree, keys, own, groupInfo.Signer, pathSecret);
+                CryptographicOperations.ZeroMemory(pathSecret);
+            }
             secrets = EpochSecrets.FromJoinerSecret(suite, groupSecrets.JoinerSecret, pskSecret, Tls.Encode(context));
             CryptographicOperations.ZeroMemory(pskSecret);
             CryptographicOperations.ZeroMemory(groupSecrets.JoinerSecret);
