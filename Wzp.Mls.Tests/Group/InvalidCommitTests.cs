@@ -206,6 +206,19 @@ public sealed class InvalidCommitTests
 
     [Theory]
     [MemberData(nameof(Suites))]
+    public void Commit_FedBackToItsCommitter_IsRefusedAsOwnCommit(ushort suite)
+    {
+        using var scenario = ThreeMembers(suite);
+        var committer = scenario.Members[0];
+        var commit = committer.Commit().Commit;
+        Assert.False(committer.TryProcess(commit, out _, out var error));
+        Assert.Equal(MlsGroupError.OwnCommit, error);
+        scenario.Deliver(committer, commit);
+        scenario.CheckAgreement();
+    }
+
+    [Theory]
+    [MemberData(nameof(Suites))]
     public void Commit_ReplayedAfterItsEpoch_IsRefusedAsWrongEpoch(ushort suite)
     {
         using var scenario = ThreeMembers(suite);

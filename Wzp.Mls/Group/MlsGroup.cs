@@ -293,11 +293,11 @@ public sealed partial class MlsGroup : IDisposable
 
     private UnprotectedMessage UnprotectPublic(PublicMessage message)
     {
-        if (message.Content.Sender.Type == SenderType.Member && message.Content.Sender.Index == OwnLeafIndex
-            && message.Content.ContentType == ContentType.Commit && message.Content.Epoch == Epoch)
-            throw new MlsGroupException(MlsGroupError.OwnCommit);
         if (!MessageProtection.TryUnprotectPublic(_suite, message, _state.Context, _state.Secrets.MembershipKey, SignatureKeyOf, out var result, out var error))
             throw new MlsGroupException(Map(error));
+        // Checked after authentication, so a forgery naming this member's leaf is reported as the forgery it is.
+        if (result.Content.ContentType == ContentType.Commit && result.Content.Sender.Type == SenderType.Member && result.Content.Sender.Index == OwnLeafIndex)
+            throw new MlsGroupException(MlsGroupError.OwnCommit);
         return result;
     }
 
