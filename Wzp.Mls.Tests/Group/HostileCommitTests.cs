@@ -50,4 +50,61 @@ public sealed class HostileCommitTests
         scenario.Members.Add(MlsGroup.Join(output.Welcome!.Welcome!, bundle));
         scenario.CheckAgreement();
     }
+
+    [Theory]
+    [InlineData((ushort)1, 21)]
+    [InlineData((ushort)3, 22)]
+    public void MutatedTreesAndGroupInfos_NeverThrowAnythingButTheGroupError(ushort suiteId, int seed)
+    {
+        var suite = CipherSuite.Get(suiteId);
+        // Without the tree in the Welcome, the joiner must take the (mutated) one given out of band.
+        using var scenario = new GroupScenarioTests.Scenario(suite, new Random(seed), creatorOptions: new MlsGroupOptions { RatchetTreeInWelcome = false });
+        scenario.AddMembers(5);
+        var random = new Random(seed);
+        var creator = scenario.Members[0];
+        using var bundle = scenario.NewKeyPackage();
+        var output = creator.Commit(new CommitOptions { Proposals = [new AddProposal(bundle.KeyPackage)] });
+        creator.MergePendingCommit();
+        var welcome = output.Welcome!.Welcome!;
+        var tree = Tls.Encode(creator.Tree.ToRatchetTree());
+        Assert.True(MlsGroup.TryJoin(welcome, bundle, Tls.Decode<RatchetTree>(tree), null, out var honest, out _));
+        honest.Dispose();
+        var groupInfo = Tls.Encode(creator.CreateGroupInfo(includeRatchetTree: false));
+        var (signature, _) = suite.GenerateSignatureKeyPair();
+        for (var i = 0; i < 150; i++)
+        {
+            var mutatedTree = Mutate(tree, random);
+            if (Tls.TryDecode<RatchetTree>(mutatedTree, out var decodedTree))
+            {
+                // The Welcome's GroupInfo carries the tree too; a mutated out-of-band tree only matters without it.
+                // Any change to the tree changes its hash, so no mutation may be accepted.
+                Assert.False(MlsGroup.TryJoin(welcome, bundle, decodedTree, null, out _, out var error));
+                Assert.NotEqual(MlsGroupError.None, error);
+                try
+                {
+                    MlsGroup.JoinByExternalCommit(Tls.Decode<GroupInfo>(groupInfo), Credential.Basic("x"u8.ToArray()), signature, decodedTree).Group.Dispose();
+                }
+                catch (MlsGroupException)
+                {
+                }
+            }
+            if (Tls.TryDecode<GroupInfo>(Mutate(groupInfo, random), out var decodedInfo))
+            {
+                try
+                {
+                    MlsGroup.JoinByExternalCommit(decodedInfo, Credential.Basic("x"u8.ToArray()), signature, Tls.Decode<RatchetTree>(tree)).Group.Dispose();
+                }
+                catch (MlsGroupException)
+                {
+                }
+            }
+        }
+    }
+
+    private static byte[] Mutate(byte[] data, Random random)
+    {
+        var mutated = (byte[])data.Clone();
+        for (var flips = 1 + random.Next(3); flips > 0; flips--) mutated[random.Next(mutated.Length)] ^= (byte)(1 << random.Next(8));
+        return mutated;
+    }
 }
