@@ -21,6 +21,7 @@ public sealed class GroupScenarioTests
         { 0x0001, 10, 40 },
         { 0x0003, 10, 40 },
         { 0x0001, 100, 12 },
+        { 0x0003, 100, 8 },
     };
 
     [Theory]

@@ -62,6 +62,13 @@ public sealed class MlsGroupOptions
     /// </summary>
     public TimeProvider? Clock { get; init; } = TimeProvider.System;
 
+    /// <summary>
+    /// How many earlier epochs' application keys (secret tree, sender-data secret, tree) are kept to open application
+    /// messages that arrive after the commit that ended their epoch. Defaults to 0, which keeps none: a retired
+    /// epoch's keys are wiped at once, as forward secrecy wants; 1 or 2 suits groups whose messages cross commits.
+    /// </summary>
+    public int PastEpochRetention { get; init; }
+
     /// <summary>How many past epochs' resumption PSKs are kept for PSK proposals (RFC 9420 §8.6). Defaults to 8.</summary>
     public int ResumptionPskRetention { get; init; } = 8;
 

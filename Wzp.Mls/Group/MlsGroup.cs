@@ -71,6 +71,7 @@ public sealed partial class MlsGroup : IDisposable
     private readonly Dictionary<string, CachedProposal> _proposals = [];
     private readonly Dictionary<string, byte[]> _pendingUpdateKeys = [];
     private readonly Dictionary<ulong, byte[]> _resumptionPsks = [];
+    private readonly List<EpochState> _pastEpochs = [];
     private EpochState _state;
     private PendingCommit? _pending;
 
@@ -285,6 +286,8 @@ public sealed partial class MlsGroup : IDisposable
         _pending?.State.Dispose();
         _pending = null;
         _state.Dispose();
+        foreach (var past in _pastEpochs) past.Dispose();
+        _pastEpochs.Clear();
         foreach (var key in _pendingUpdateKeys.Values) CryptographicOperations.ZeroMemory(key);
         _pendingUpdateKeys.Clear();
         foreach (var psk in _resumptionPsks.Values) CryptographicOperations.ZeroMemory(psk);
@@ -303,8 +306,14 @@ public sealed partial class MlsGroup : IDisposable
 
     private UnprotectedMessage UnprotectPrivate(PrivateMessage message)
     {
-        if (!MessageProtection.TryUnprotectPrivate(_suite, message, _state.Context, _state.SecretTree, _state.Secrets.SenderDataSecret,
-                leaf => _state.Tree.Leaf(leaf)?.SignatureKey, out var result, out var error))
+        var state = _state;
+        // Application data of a retained earlier epoch still opens with that epoch's keys; handshake messages of an
+        // earlier epoch are stale whatever the retention (RFC 9420 §6: a commit or proposal belongs to its epoch).
+        if (message.Epoch != state.Context.Epoch && message.ContentType == ContentType.Application
+            && _pastEpochs.Find(p => p.Context.Epoch == message.Epoch) is { } past)
+            state = past;
+        if (!MessageProtection.TryUnprotectPrivate(_suite, message, state.Context, state.SecretTree, state.Secrets.SenderDataSecret,
+                leaf => state.Tree.Leaf(leaf)?.SignatureKey, out var result, out var error))
             throw new MlsGroupException(Map(error));
         if (result.Content.ContentType == ContentType.Commit && result.Content.Sender.Index == OwnLeafIndex)
             throw new MlsGroupException(MlsGroupError.OwnCommit);
@@ -396,7 +405,21 @@ public sealed partial class MlsGroup : IDisposable
     {
         var old = _state;
         _state = next;
-        old.Dispose();
+        if (_options.PastEpochRetention > 0)
+        {
+            // Kept only to open late application messages: the tree's private keys go now, the rest when evicted.
+            old.Keys.Dispose();
+            _pastEpochs.Add(old);
+            while (_pastEpochs.Count > _options.PastEpochRetention)
+            {
+                _pastEpochs[0].Dispose();
+                _pastEpochs.RemoveAt(0);
+            }
+        }
+        else
+        {
+            old.Dispose();
+        }
         _proposals.Clear();
         foreach (var key in _pendingUpdateKeys.Values) CryptographicOperations.ZeroMemory(key);
         _pendingUpdateKeys.Clear();
