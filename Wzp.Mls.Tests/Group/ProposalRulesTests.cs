@@ -91,6 +91,23 @@ public sealed class ProposalRulesTests
 
     [Theory]
     [MemberData(nameof(Suites))]
+    public void UpdateProposal_WithLowOrderEncryptionKey_IsRefusedAsInvalidLeafNode(ushort suiteId)
+    {
+        using var scenario = ThreeMembers(suiteId);
+        var proposer = scenario.Members[2];
+        var message = proposer.ProposeUpdate().PublicMessage!;
+        var update = (UpdateProposal)message.Content.Body.Proposal!;
+        // The all-zero X25519 point has order 1: every DH with it is zero (RFC 7748 §6.1).
+        var lowOrder = (update.LeafNode with { EncryptionKey = new byte[32] }).Signed(scenario.Suite, proposer.SignaturePrivateKey, proposer.GroupId, proposer.OwnLeafIndex);
+        var forged = proposer.ProtectForTests(message.Content with { Body = MessageBody.Of(new UpdateProposal(lowOrder)) }, null);
+        Assert.False(scenario.Members[0].TryProcess(forged, out _, out var error));
+        Assert.Equal(MlsGroupError.InvalidLeafNode, error);
+        scenario.Deliver(scenario.Members[0], scenario.Members[0].Commit().Commit);
+        scenario.CheckAgreement();
+    }
+
+    [Theory]
+    [MemberData(nameof(Suites))]
     public void RemoveProposal_OfBlankLeaf_IsRefusedOnReceipt(ushort suiteId)
     {
         using var scenario = ThreeMembers(suiteId);

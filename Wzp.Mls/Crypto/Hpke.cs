@@ -59,6 +59,20 @@ public sealed class Hpke
         return (key.Export(KeyBlobFormat.RawPrivateKey), key.PublicKey.Export(KeyBlobFormat.RawPublicKey));
     }
 
+    /// <summary>
+    /// True if <paramref name="publicKey"/> can be encrypted to: 32 bytes, importable, and not of low order (a DH with
+    /// it yields a non-zero secret, RFC 9180 §7.1.4). Costs one X25519 agreement.
+    /// </summary>
+    public bool IsUsablePublicKey(ReadOnlySpan<byte> publicKey)
+    {
+        if (!TryDh(ProbeKey.Value, publicKey, out var dh)) return false;
+        CryptographicOperations.ZeroMemory(dh);
+        return true;
+    }
+
+    // Any scalar serves for the probe; one per process avoids a key generation per check.
+    private static readonly Lazy<byte[]> ProbeKey = new(() => RandomNumberGenerator.GetBytes(KeySize));
+
     /// <summary>The X25519 public key of a private key.</summary>
     public byte[] PublicKeyOf(ReadOnlySpan<byte> privateKey)
     {

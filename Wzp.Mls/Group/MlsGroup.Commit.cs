@@ -19,6 +19,20 @@ public sealed partial class MlsGroup
         options ??= new CommitOptions();
         ThrowIfInactive();
         if (_pending is not null) throw new InvalidOperationException("A commit is already pending; merge or clear it first.");
+        try
+        {
+            return CommitCore(options);
+        }
+        catch (Exception e) when (IsInputFault(e))
+        {
+            // What other members put in the tree (a key that imports but is of low order, say) can make encrypting
+            // to it fail; the caller gets the rule-named error, and the group stays in its epoch.
+            throw new MlsGroupException(MlsGroupError.InvalidLeafNode, e.Message);
+        }
+    }
+
+    private CommitOutput CommitCore(CommitOptions options)
+    {
         var own = OwnLeafIndex;
         var entries = new List<ProposalOrRef>();
         var list = new List<(Proposal Proposal, Sender Sender)>();

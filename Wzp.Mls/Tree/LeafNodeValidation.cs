@@ -21,6 +21,8 @@ public enum LeafNodeError
     UnsupportedGroupExtension,
     DuplicateEncryptionKey,
     DuplicateSignatureKey,
+    /// <summary>The encryption or signature key is not the length the suite's KEM and signature scheme use.</summary>
+    MalformedKey,
 }
 
 /// <summary>
@@ -49,6 +51,9 @@ public static class LeafNodeValidation
         if (!leaf.VerifySignature(tree.Suite, groupId, leafIndex)) return LeafNodeError.BadSignature;
         var standalone = ValidateStandalone(leaf, groupExtensions, now);
         if (standalone != LeafNodeError.None) return standalone;
+        // A new leaf's key must be one later paths can encrypt to; a low-order key would make every commit that
+        // encrypts to it fail. (Leaves of a tree being joined were checked by the members who accepted them.)
+        if (!tree.Suite.Hpke.IsUsablePublicKey(leaf.EncryptionKey)) return LeafNodeError.MalformedKey;
         foreach (var (index, other) in tree.Members())
         {
             if (index == replacing) continue;
@@ -113,6 +118,8 @@ public static class LeafNodeValidation
 
     private static LeafNodeError ValidateStandalone(LeafNode leaf, IReadOnlyList<Extension> groupExtensions, DateTimeOffset? now)
     {
+        // Both suites use X25519 and Ed25519: 32-byte public keys. A key of another length could never be encrypted to.
+        if (leaf.EncryptionKey.Length != 32 || leaf.SignatureKey.Length != 32) return LeafNodeError.MalformedKey;
         if (leaf.Source == LeafNodeSource.KeyPackage && now is { } instant && leaf.Lifetime is { } lifetime && !lifetime.Contains(instant))
             return LeafNodeError.Expired;
         if (!MeetsRequiredCapabilities(leaf, groupExtensions)) return LeafNodeError.MissingRequiredCapability;
