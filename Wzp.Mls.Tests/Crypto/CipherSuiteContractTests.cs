@@ -84,12 +84,22 @@ public sealed class CipherSuiteContractTests
 
     [Theory]
     [MemberData(nameof(Suites))]
-    public void Kdf_LongIkm_ExtractsAsHmac(ushort id)
+    public void Kdf_AnyIkm_ExtractsAsNSecHkdf(ushort id)
     {
-        // Extract's input above NSec's 128-byte SharedSecret limit takes the platform HMAC path; both are HMAC.
+        // Extract is the platform HMAC; NSec's HKDF-Extract is an independent implementation of the same function
+        // (for IKM up to its 128-byte SharedSecret import limit), and the salt-less form must equal a zero salt.
         var suite = CipherSuite.Get(id);
         var salt = RandomNumberGenerator.GetBytes(32);
-        foreach (var length in new[] { 0, 1, 128, 129, 1000 })
+        var noExport = new NSec.Cryptography.SharedSecretCreationParameters { ExportPolicy = NSec.Cryptography.KeyExportPolicies.None };
+        foreach (var length in new[] { 0, 1, 32, 128 })
+        {
+            var ikm = RandomNumberGenerator.GetBytes(length);
+            using var secret = NSec.Cryptography.SharedSecret.Import(ikm, NSec.Cryptography.SharedSecretBlobFormat.RawSharedSecret, noExport);
+            Assert.Equal(NSec.Cryptography.KeyDerivationAlgorithm.HkdfSha256.Extract(secret, salt), suite.Extract(salt, ikm));
+            Assert.Equal(NSec.Cryptography.KeyDerivationAlgorithm.HkdfSha256.Extract(secret, []), suite.Extract(new byte[32], ikm));
+            Assert.Equal(suite.Extract([], ikm), suite.Extract(new byte[32], ikm));
+        }
+        foreach (var length in new[] { 129, 1000 })
         {
             var ikm = RandomNumberGenerator.GetBytes(length);
             Assert.Equal(HMACSHA256.HashData(salt, ikm), suite.Extract(salt, ikm));

@@ -59,6 +59,20 @@ public sealed class Hpke
         return (key.Export(KeyBlobFormat.RawPrivateKey), key.PublicKey.Export(KeyBlobFormat.RawPublicKey));
     }
 
+    /// <summary>
+    /// True if <paramref name="publicKey"/> can be encrypted to: 32 bytes, importable, and not of low order (a DH with
+    /// it yields a non-zero secret, RFC 9180 §7.1.4). Costs one X25519 agreement.
+    /// </summary>
+    public bool IsUsablePublicKey(ReadOnlySpan<byte> publicKey)
+    {
+        if (!TryDh(ProbeKey.Value, publicKey, out var dh)) return false;
+        CryptographicOperations.ZeroMemory(dh);
+        return true;
+    }
+
+    // Any scalar serves for the probe; one per process avoids a key generation per check.
+    private static readonly Lazy<byte[]> ProbeKey = new(() => RandomNumberGenerator.GetBytes(KeySize));
+
     /// <summary>The X25519 public key of a private key.</summary>
     public byte[] PublicKeyOf(ReadOnlySpan<byte> privateKey)
     {
@@ -69,10 +83,11 @@ public sealed class Hpke
     /// <summary>SetupBaseS with a fresh ephemeral key.</summary>
     public HpkeContext SetupBaseSender(ReadOnlySpan<byte> recipientPublicKey, ReadOnlySpan<byte> info, out byte[] enc)
     {
-        var (skE, _) = GenerateKeyPair();
+        var (skE, pkE) = GenerateKeyPair();
         try
         {
-            return SetupSenderWith(skE, recipientPublicKey, info, out enc);
+            // The fresh pair's public half is enc; passing it saves Encap re-deriving it (a key import and a scalar multiplication).
+            return SetupSenderWith(skE, pkE, recipientPublicKey, info, out enc);
         }
         finally
         {
@@ -129,17 +144,22 @@ public sealed class Hpke
     }
 
     private HpkeContext SetupSenderWith(ReadOnlySpan<byte> skE, ReadOnlySpan<byte> pkR, ReadOnlySpan<byte> info, out byte[] enc)
+        => SetupSenderWith(skE, PublicKeyOf(skE), pkR, info, out enc);
+
+    private HpkeContext SetupSenderWith(ReadOnlySpan<byte> skE, byte[] pkE, ReadOnlySpan<byte> pkR, ReadOnlySpan<byte> info, out byte[] enc)
     {
-        var sharedSecret = Encap(skE, pkR, out enc);
+        var sharedSecret = Encap(skE, pkE, pkR, out enc);
         var context = KeySchedule(sharedSecret, info);
         CryptographicOperations.ZeroMemory(sharedSecret);
         return context;
     }
 
     /// <summary>DHKEM Encap (RFC 9180 §4.1) with the given ephemeral private key.</summary>
-    internal byte[] Encap(ReadOnlySpan<byte> skE, ReadOnlySpan<byte> pkR, out byte[] enc)
+    internal byte[] Encap(ReadOnlySpan<byte> skE, ReadOnlySpan<byte> pkR, out byte[] enc) => Encap(skE, PublicKeyOf(skE), pkR, out enc);
+
+    private byte[] Encap(ReadOnlySpan<byte> skE, byte[] pkE, ReadOnlySpan<byte> pkR, out byte[] enc)
     {
-        enc = PublicKeyOf(skE);
+        enc = pkE;
         if (!TryDh(skE, pkR, out var dh))
             throw new CryptographicException("The recipient's X25519 public key is invalid or of low order.");
         var sharedSecret = ExtractAndExpand(dh, enc, pkR);
