@@ -202,6 +202,12 @@ public sealed class GatewayHandshakeOptions
     /// constant time.
     /// </summary>
     public Func<string, bool>? TokenValidator { get; init; }
+
+    /// <summary>
+    /// When set, every confirm's token must be a grant these keys accept, issued to the identity that signed the
+    /// hello and for its room; it replaces <see cref="TokenValidator"/>. Defaults to null: no grant required.
+    /// </summary>
+    public Grants.GrantValidator? Grants { get; init; }
 }
 
 /// <summary>
@@ -279,9 +285,16 @@ public sealed class GatewayHandshake : IDisposable
             if (confirm.Mac is not { Length: Primitives.MacSize } ||
                 !Primitives.HmacSha256Verify(confirmKey, HandshakeKeys.ConfirmInput(_transcript, confirm.Token), confirm.Mac))
                 return Fail<GatewaySession>(ErrorCodes.BadMac, "confirm MAC does not match");
-            if (_options.TokenValidator is { } validate && !validate(confirm.Token))
+            Grants.Grant? grant = null;
+            if (_options.Grants is { } grants)
+            {
+                var check = grants.Validate(confirm.Token, Fingerprint.Of(_hello.IdentityKey), _hello.Room);
+                if (!check.Succeeded) return Fail<GatewaySession>(ErrorCodes.Unauthorized, $"grant refused: {check.Failure}");
+                grant = check.Grant;
+            }
+            else if (_options.TokenValidator is { } validate && !validate(confirm.Token))
                 return Fail<GatewaySession>(ErrorCodes.Unauthorized, "token refused");
-            return Step<GatewaySession>.Ok(new GatewaySession(_gateway, _hello, _transcript, chain0, sas, _time));
+            return Step<GatewaySession>.Ok(new GatewaySession(_gateway, _hello, _transcript, chain0, sas, _time, grant));
         }
         finally
         {
