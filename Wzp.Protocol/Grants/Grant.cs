@@ -26,9 +26,15 @@ public sealed record Grant(
     bool Admin,
     string KeyId)
 {
-    /// <summary>A grant for <paramref name="subject"/> with the usual permissions of a speaking member.</summary>
-    public static Grant For(Fingerprint subject, string room, DateTimeOffset notBefore, TimeSpan lifetime, string keyId) =>
-        new(subject, room, notBefore, notBefore + lifetime, null, Publish: true, Subscribe: true, Admin: false, keyId);
+    /// <summary>
+    /// A grant for <paramref name="subject"/> with the usual permissions of a speaking member. Its times are whole
+    /// seconds, as the JWT carries them.
+    /// </summary>
+    public static Grant For(Fingerprint subject, string room, DateTimeOffset notBefore, TimeSpan lifetime, string keyId)
+    {
+        var start = DateTimeOffset.FromUnixTimeSeconds(notBefore.ToUnixTimeSeconds());
+        return new(subject, room, start, start + TimeSpan.FromSeconds(Math.Ceiling(lifetime.TotalSeconds)), null, Publish: true, Subscribe: true, Admin: false, keyId);
+    }
 
     /// <summary>True when <paramref name="room"/> is the grant's room, or starts with its prefix (a trailing <c>*</c>).</summary>
     public bool AllowsRoom(string room) => MatchesRoom(Room, room);
