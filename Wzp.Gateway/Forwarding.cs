@@ -277,7 +277,7 @@ internal sealed class Forwarder(GatewayCounters counters, GatewayHistograms hist
         Span<byte> sealedBuffer = stackalloc byte[MediaDatagram.MaxSize];
         foreach (var member in locals)
         {
-            if (ReferenceEquals(member, except)) continue;
+            if (ReferenceEquals(member, except) || !member.Session.ReceivesMedia) continue;
             var n = MediaDatagram.Seal(member.Session.Keys, source, header, payload, sealedBuffer);
             if (n == 0 || !member.Connection.SendDatagram(sealedBuffer[..n]))
             {

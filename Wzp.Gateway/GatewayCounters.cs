@@ -18,6 +18,8 @@ public enum GatewayDrop
     ForeignRoom,
     /// <summary>From a link, with a source slot that is not a member on the sending gateway.</summary>
     ForeignSource,
+    /// <summary>From a listener: a member whose grant lacks <c>publish</c>.</summary>
+    ListenOnly,
 }
 
 /// <summary>The gateway's background loops, each of which must outlive any one failure.</summary>
@@ -148,6 +150,7 @@ public sealed class GatewayCounters : IDisposable
         GatewayDrop.Congestion => "congestion",
         GatewayDrop.ForeignRoom => "foreign-room",
         GatewayDrop.ForeignSource => "foreign-source",
+        GatewayDrop.ListenOnly => "listen-only",
         _ => "unknown-session",
     };
 

@@ -91,6 +91,9 @@ public sealed class GatewayOptions
     /// </summary>
     public string Token { get; set; } = "";
 
+    /// <summary>Signed grants (JWT) members must present, and the issuer keys accepted (<c>Gateway:Grants:*</c>).</summary>
+    public GatewayGrantOptions Grants { get; set; } = new();
+
     internal string ResolvedIdentityFile => Resolve(IdentityFile, "gateway.seed");
 
     internal string ResolvedCredentialFile => Resolve(CredentialFile, "gateway.credential.json");
@@ -135,6 +138,7 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         if (options.MemberRekeyDeadline <= options.RekeyDebounce)
             failures.Add("Gateway:MemberRekeyDeadline must be longer than Gateway:RekeyDebounce.");
         if (options.MaxQueuedControlMessages < 8) failures.Add("Gateway:MaxQueuedControlMessages must be at least 8.");
+        failures.AddRange(options.Grants.Validate(options.Token));
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }

@@ -29,6 +29,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
     private readonly Socket _linkSocket;
     private readonly Forwarder _forwarder;
     private readonly QuicDatagramHandler _dropUnknown;
+    private readonly QuicDatagramHandler _dropListenOnly;
     private QuicListener? _listener;
     private Task _acceptLoop = Task.CompletedTask;
     private Task _tickLoop = Task.CompletedTask;
@@ -41,6 +42,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
         Options = options;
         Keys = keys;
         Time = time ?? TimeProvider.System;
+        Grants = options.Grants.CreateValidator(Time); // first: it may refuse to start, before anything needs disposing
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<GatewayServer>();
         Counters = new GatewayCounters(options.GatewayId);
@@ -49,6 +51,8 @@ public sealed partial class GatewayServer : IAsyncDisposable
         {
             TokenValidator = options.Token.Length == 0 ? null : token => System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
                 System.Text.Encoding.UTF8.GetBytes(token), System.Text.Encoding.UTF8.GetBytes(options.Token)),
+            Grants = Grants,
+            GrantChecked = OnGrantChecked,
         };
         var linkBind = IPEndPoint.Parse(options.LinkListenAddress);
         _linkSocket = new Socket(linkBind.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
@@ -62,6 +66,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
         _forwarder = new Forwarder(Counters, Histograms, _linkSocket);
         Links = new LinkManager(this, _linkSocket, _forwarder, grainFactory, _loggerFactory.CreateLogger<LinkManager>());
         _dropUnknown = (_, _) => Counters.Drop(GatewayDrop.UnknownSession);
+        _dropListenOnly = (_, _) => Counters.Drop(GatewayDrop.ListenOnly);
         Agent.Rooms.Changed += OnRoomChanged;
         Agent.LinkMessageReceived += Links.OnLinkMessage;
     }
@@ -86,6 +91,16 @@ public sealed partial class GatewayServer : IAsyncDisposable
     public IPEndPoint LinkEndPoint { get; }
 
     internal GatewayHandshakeOptions HandshakeOptions { get; }
+
+    /// <summary>The grant checker when <c>Gateway:Grants:Required</c>; null otherwise.</summary>
+    internal Protocol.Grants.GrantValidator? Grants { get; }
+
+    // The key id and subject identify a grant for an operator; its claims (room, name, times) stay out of logs.
+    private void OnGrantChecked(Protocol.Fingerprint identity, Protocol.Grants.GrantCheck check)
+    {
+        if (check.Succeeded) Log.GrantAccepted(_logger, check.KeyId!, identity.ToString());
+        else Log.GrantRefused(_logger, check.KeyId ?? "(none)", identity.ToString(), check.Reason);
+    }
 
     internal LinkManager Links { get; }
 
@@ -123,6 +138,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
         _tickLoop = TickLoopAsync(_stopping.Token);
         Links.Start(_stopping.Token);
         Log.Started(_logger, Options.GatewayId, ClientEndPoint, LinkEndPoint, Keys.ClusterFingerprint.ToString());
+        if (Grants is not null) Log.GrantsRequired(_logger, string.Join(", ", Grants.KeyIds.Order(StringComparer.Ordinal)));
     }
 
     /// <summary>
@@ -196,9 +212,18 @@ public sealed partial class GatewayServer : IAsyncDisposable
     internal void AddMember(LocalMember member)
     {
         var fanout = _forwarder.AddLocal(member);
-        member.Connection.SetDatagramHandler((_, datagram) => _forwarder.OnUplink(member, datagram, fanout));
-        // A client may send media the moment it reads 'joined', before the handler above was set.
-        DrainQueued(member.Connection, datagram => _forwarder.OnUplink(member, datagram, fanout));
+        if (member.Session.SendsMedia)
+        {
+            member.Connection.SetDatagramHandler((_, datagram) => _forwarder.OnUplink(member, datagram, fanout));
+            // A client may send media the moment it reads 'joined', before the handler above was set.
+            DrainQueued(member.Connection, datagram => _forwarder.OnUplink(member, datagram, fanout));
+        }
+        else
+        {
+            // A listener (grant without 'publish'): its uplink never reaches the forwarder, so no one hears it.
+            member.Connection.SetDatagramHandler(_dropListenOnly);
+            DrainQueued(member.Connection, _ => Counters.Drop(GatewayDrop.ListenOnly));
+        }
         Counters.OnSession(1);
         RefreshLinks(member.Room);
     }
@@ -488,6 +513,15 @@ public sealed partial class GatewayServer : IAsyncDisposable
 
         [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "Room {Room}: member {Slot} removed by the cluster ({Why}); disconnecting it")]
         public static partial void Evicted(ILogger logger, string room, ushort slot, string why);
+
+        [LoggerMessage(EventId = 8, Level = LogLevel.Information, Message = "Grants required: accepting issuer keys {KeyIds}")]
+        public static partial void GrantsRequired(ILogger logger, string keyIds);
+
+        [LoggerMessage(EventId = 9, Level = LogLevel.Debug, Message = "Grant of key {KeyId} accepted for {Subject}")]
+        public static partial void GrantAccepted(ILogger logger, string keyId, string subject);
+
+        [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Grant of key {KeyId} presented by {Subject} refused: {Check}")]
+        public static partial void GrantRefused(ILogger logger, string keyId, string subject, Protocol.Grants.GrantFailure check);
 
         [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "Gateway maintenance tick failed ({Failures} so far); the loop goes on")]
         public static partial void TickFailed(ILogger logger, long failures, Exception exception);

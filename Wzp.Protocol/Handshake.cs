@@ -208,6 +208,12 @@ public sealed class GatewayHandshakeOptions
     /// hello and for its room; it replaces <see cref="TokenValidator"/>. Defaults to null: no grant required.
     /// </summary>
     public Grants.GrantValidator? Grants { get; init; }
+
+    /// <summary>
+    /// Told of every grant check with the identity that presented it, for the gateway's log (which records the
+    /// outcome, the key id and the subject, never the claims). Defaults to null.
+    /// </summary>
+    public Action<Fingerprint, Grants.GrantCheck>? GrantChecked { get; init; }
 }
 
 /// <summary>
@@ -288,7 +294,9 @@ public sealed class GatewayHandshake : IDisposable
             Grants.Grant? grant = null;
             if (_options.Grants is { } grants)
             {
-                var check = grants.Validate(confirm.Token, Fingerprint.Of(_hello.IdentityKey), _hello.Room);
+                var identity = Fingerprint.Of(_hello.IdentityKey);
+                var check = grants.Validate(confirm.Token, identity, _hello.Room);
+                _options.GrantChecked?.Invoke(identity, check);
                 if (!check.Succeeded) return Fail<GatewaySession>(ErrorCodes.Unauthorized, $"grant refused: {check.Failure}");
                 grant = check.Grant;
             }

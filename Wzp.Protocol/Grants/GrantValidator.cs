@@ -6,12 +6,32 @@ using NSec.Cryptography;
 
 namespace Wzp.Protocol.Grants;
 
-/// <summary>The outcome of checking a grant: the grant, or which check refused it (safe to send to the client).</summary>
-public readonly record struct GrantCheck(Grant? Grant, string? Failure)
+/// <summary>Which check refused a grant; what a gateway may log (with the key id), unlike the claims themselves.</summary>
+public enum GrantFailure
+{
+    None,
+    Missing,
+    Malformed,
+    Algorithm,
+    UnknownKey,
+    Signature,
+    Claims,
+    Lifetime,
+    NotYetValid,
+    Expired,
+    Subject,
+    Room,
+}
+
+/// <summary>
+/// The outcome of checking a grant: the grant, or which check refused it and why (<see cref="Failure"/>, safe to
+/// send to the client that presented it). <see cref="KeyId"/> is the header's key id once it named an accepted key.
+/// </summary>
+public readonly record struct GrantCheck(Grant? Grant, GrantFailure Reason, string? Failure, string? KeyId = null)
 {
     public bool Succeeded => Grant is not null;
 
-    internal static GrantCheck Fail(string why) => new(null, why);
+    internal static GrantCheck Fail(GrantFailure reason, string why, string? keyId = null) => new(null, reason, why, keyId);
 }
 
 /// <summary>How strict a <see cref="GrantValidator"/> is about time.</summary>
@@ -67,7 +87,7 @@ public sealed class GrantValidator
     public GrantCheck Validate(string token, Fingerprint identity, string room)
     {
         ArgumentNullException.ThrowIfNull(room);
-        if (string.IsNullOrEmpty(token)) return GrantCheck.Fail("no grant (this gateway requires one)");
+        if (string.IsNullOrEmpty(token)) return GrantCheck.Fail(GrantFailure.Missing, "no grant (this gateway requires one)");
         JsonWebToken jwt;
         try
         {
@@ -76,23 +96,23 @@ public sealed class GrantValidator
         }
         catch (Exception e) when (e is ArgumentException or SecurityTokenMalformedException or FormatException or JsonException)
         {
-            return GrantCheck.Fail("the grant is not a well-formed JWT");
+            return GrantCheck.Fail(GrantFailure.Malformed, "the grant is not a well-formed JWT");
         }
-        if (jwt.IsEncrypted || string.IsNullOrEmpty(jwt.EncodedSignature)) return GrantCheck.Fail("the grant is not a signed JWT");
+        if (jwt.IsEncrypted || string.IsNullOrEmpty(jwt.EncodedSignature)) return GrantCheck.Fail(GrantFailure.Malformed, "the grant is not a signed JWT");
 
-        if (ReadObject(jwt.EncodedHeader) is not { } header) return GrantCheck.Fail("the grant's header is not a JSON object without duplicates");
+        if (ReadObject(jwt.EncodedHeader) is not { } header) return GrantCheck.Fail(GrantFailure.Malformed, "the grant's header is not a JSON object without duplicates");
         using (header)
         {
             var alg = StringMember(header.RootElement, "alg");
-            if (alg is null) return GrantCheck.Fail("the grant's header has no 'alg'");
-            if (alg != Hs256 && alg != EdDsa) return GrantCheck.Fail($"algorithm '{Printable(alg)}' is not accepted (only {Hs256} and {EdDsa})");
-            if (header.RootElement.TryGetProperty("crit", out _)) return GrantCheck.Fail("the grant's header has 'crit' extensions, which are not supported");
+            if (alg is null) return GrantCheck.Fail(GrantFailure.Algorithm, "the grant's header has no 'alg'");
+            if (alg != Hs256 && alg != EdDsa) return GrantCheck.Fail(GrantFailure.Algorithm, $"algorithm '{Printable(alg)}' is not accepted (only {Hs256} and {EdDsa})");
+            if (header.RootElement.TryGetProperty("crit", out _)) return GrantCheck.Fail(GrantFailure.Algorithm, "the grant's header has 'crit' extensions, which are not supported");
             var kid = StringMember(header.RootElement, "kid");
-            if (kid is null) return GrantCheck.Fail("the grant's header has no 'kid'");
-            if (!_keys.TryGetValue(kid, out var key)) return GrantCheck.Fail($"unknown key id '{Printable(kid)}'");
+            if (kid is null) return GrantCheck.Fail(GrantFailure.UnknownKey, "the grant's header has no 'kid'");
+            if (!_keys.TryGetValue(kid, out var key)) return GrantCheck.Fail(GrantFailure.UnknownKey, $"unknown key id '{Printable(kid)}'");
             var expected = alg == Hs256 ? GrantKeyKind.Hs256 : GrantKeyKind.Ed25519;
-            if (key.Kind != expected) return GrantCheck.Fail($"key '{kid}' is an {key.Kind} key, not one for {alg}");
-            if (!VerifySignature(jwt, key)) return GrantCheck.Fail($"the signature does not verify with key '{kid}'");
+            if (key.Kind != expected) return GrantCheck.Fail(GrantFailure.Algorithm, $"key '{kid}' is an {key.Kind} key, not one for {alg}", kid);
+            if (!VerifySignature(jwt, key)) return GrantCheck.Fail(GrantFailure.Signature, $"the signature does not verify with key '{kid}'", kid);
             return CheckClaims(jwt, kid, identity, room);
         }
     }
@@ -129,7 +149,7 @@ public sealed class GrantValidator
 
     private GrantCheck CheckClaims(JsonWebToken jwt, string kid, Fingerprint identity, string room)
     {
-        if (ReadObject(jwt.EncodedPayload) is not { } payload) return GrantCheck.Fail("the grant's claims are not a JSON object without duplicates");
+        if (ReadObject(jwt.EncodedPayload) is not { } payload) return GrantCheck.Fail(GrantFailure.Claims, "the grant's claims are not a JSON object without duplicates", kid);
         using (payload)
         {
             var claims = payload.RootElement;
@@ -148,17 +168,17 @@ public sealed class GrantValidator
                     Flag(claims, "publish"), Flag(claims, "subscribe"), Flag(claims, "admin"), kid);
 
                 var now = _time.GetUtcNow();
-                if (exp <= nbf) return GrantCheck.Fail("the grant expires before it starts");
-                if (exp - nbf > _options.MaxLifetime) return GrantCheck.Fail($"the grant's lifetime is longer than this gateway accepts ({_options.MaxLifetime})");
-                if (now + _options.ClockSkew < nbf) return GrantCheck.Fail($"the grant is not valid before {nbf:u} (now {now:u})");
-                if (now - _options.ClockSkew >= exp) return GrantCheck.Fail($"the grant expired at {exp:u} (now {now:u})");
-                if (subject != identity) return GrantCheck.Fail($"the grant was issued to identity {subject}, not to this identity {identity}");
-                if (!grant.AllowsRoom(room)) return GrantCheck.Fail($"the grant is for room '{pattern}', not '{room}'");
-                return new GrantCheck(grant, null);
+                if (exp <= nbf) return GrantCheck.Fail(GrantFailure.Lifetime, "the grant expires before it starts", kid);
+                if (exp - nbf > _options.MaxLifetime) return GrantCheck.Fail(GrantFailure.Lifetime, $"the grant's lifetime is longer than this gateway accepts ({_options.MaxLifetime})", kid);
+                if (now + _options.ClockSkew < nbf) return GrantCheck.Fail(GrantFailure.NotYetValid, $"the grant is not valid before {nbf:u} (now {now:u})", kid);
+                if (now - _options.ClockSkew >= exp) return GrantCheck.Fail(GrantFailure.Expired, $"the grant expired at {exp:u} (now {now:u})", kid);
+                if (subject != identity) return GrantCheck.Fail(GrantFailure.Subject, $"the grant was issued to identity {subject}, not to this identity {identity}", kid);
+                if (!grant.AllowsRoom(room)) return GrantCheck.Fail(GrantFailure.Room, $"the grant is for room '{pattern}', not '{room}'", kid);
+                return new GrantCheck(grant, GrantFailure.None, null, kid);
             }
             catch (ClaimException e)
             {
-                return GrantCheck.Fail(e.Message);
+                return GrantCheck.Fail(GrantFailure.Claims, e.Message, kid);
             }
         }
     }
