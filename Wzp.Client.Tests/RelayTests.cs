@@ -36,13 +36,14 @@ public class RelayFixture : IAsyncLifetime
     {
         var port = FreePort(SocketType.Dgram, ProtocolType.Udp);
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[]
-        {
+        string[] args =
+        [
             Path.Combine(AppContext.BaseDirectory, "wzp.dll"), "relay", "--listen", $"127.0.0.1:{port}", "--data-dir", _dir.File("relay"),
             "--silo-port", FreePort(SocketType.Stream, ProtocolType.Tcp).ToString(CultureInfo.InvariantCulture),
             "--orleans-port", FreePort(SocketType.Stream, ProtocolType.Tcp).ToString(CultureInfo.InvariantCulture),
             .. await ExtraArgumentsAsync(),
-        })
+        ];
+        foreach (var arg in args)
             start.ArgumentList.Add(arg);
         var ready = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         _process = new Process { StartInfo = start };
