@@ -302,6 +302,79 @@ public sealed class GrantedRelayTests(GrantedRelayFixture relay) : IDisposable
         Assert.Contains("no grant", refused.Error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task MemberWithoutSubscribe_ReceivesNothing_WhileOthersHearIt()
+    {
+        var room = "deaf-" + Guid.NewGuid().ToString("N");
+        var s = Options(room, "speaker", "");
+        var d = Options(room, "publisher-only", "");
+        s.Token = await IssueAsync(relay.Hs256KeyFile, room, s.Identity!.Fingerprint);
+        using (var key = GrantKey.Parse(File.ReadAllText(relay.Hs256KeyFile)))
+        {
+            // The CLI has no switch for it; an issuer built on the library can leave 'subscribe' out.
+            d.Token = GrantIssuer.Issue(Grant.For(d.Identity!.Fingerprint, room, DateTimeOffset.UtcNow, TimeSpan.FromMinutes(5), key.KeyId) with { Subscribe = false }, key);
+        }
+        await using var speaker = await WzpClient.ConnectAsync(s);
+        await using var deaf = await WzpClient.ConnectAsync(d);
+        await Eventually.TrueAsync(() => speaker.Others.Count == 1 && deaf.Others.Count == 1, "both see each other");
+
+        var heardByDeaf = 0;
+        using var stop = new CancellationTokenSource();
+        var collecting = Task.Run(async () =>
+        {
+            await foreach (var frame in deaf.ReceiveAsync(stop.Token)) Interlocked.Increment(ref heardByDeaf);
+        });
+        for (var i = 0; i < 20; i++) Assert.True(speaker.TrySend(AudioTests.Header((ushort)i), "to nobody"u8));
+        // Its own media still reaches the speaker, after all of the speaker's frames went out through the same gateway.
+        await using var atSpeaker = speaker.ReceiveAsync().GetAsyncEnumerator();
+        Assert.True(deaf.TrySend(AudioTests.Header(1), "i can speak"u8));
+        Assert.True(await atSpeaker.MoveNextAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal("i can speak"u8.ToArray(), atSpeaker.Current.Payload.ToArray());
+        await stop.CancelAsync();
+        await collecting.ContinueWith(_ => { }, TaskScheduler.Default);
+        Assert.Equal(0, Volatile.Read(ref heardByDeaf));
+    }
+
+    [Fact]
+    public async Task Admin_KicksAMember_WhoIsToldKickedAndLeavesTheRoom()
+    {
+        var room = "kick-" + Guid.NewGuid().ToString("N");
+        var a = Options(room, "admin", "");
+        var m = Options(room, "member", "");
+        a.Token = await IssueAsync(relay.Ed25519KeyFile, room, a.Identity!.Fingerprint, "--admin");
+        m.Token = await IssueAsync(relay.Ed25519KeyFile, room, m.Identity!.Fingerprint);
+        await using var admin = await WzpClient.ConnectAsync(a);
+        await using var member = await WzpClient.ConnectAsync(m);
+        await Eventually.TrueAsync(() => admin.Others.Count == 1 && member.Others.Count == 1, "both see each other");
+
+        await admin.KickAsync(member.Slot);
+        var failure = await Assert.ThrowsAsync<GatewayErrorException>(() => member.Completion.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(ErrorCodes.Kicked, failure.Code);
+        Assert.Contains("an administrator removed this member", failure.Message, StringComparison.Ordinal);
+        await Eventually.TrueAsync(() => admin.Others.Count == 0, "the admin sees the member gone");
+        Assert.Equal(ClientState.Joined, admin.State);
+    }
+
+    [Fact]
+    public async Task KickWithoutAnAdminGrant_ClosesTheSenderUnauthorized_AndRemovesNobody()
+    {
+        var room = "nokick-" + Guid.NewGuid().ToString("N");
+        var a = Options(room, "a", "");
+        var b = Options(room, "b", "");
+        a.Token = await IssueAsync(relay.Hs256KeyFile, room, a.Identity!.Fingerprint);
+        b.Token = await IssueAsync(relay.Hs256KeyFile, room, b.Identity!.Fingerprint);
+        await using var alice = await WzpClient.ConnectAsync(a);
+        await using var bob = await WzpClient.ConnectAsync(b);
+        await Eventually.TrueAsync(() => alice.Others.Count == 1 && bob.Others.Count == 1, "both see each other");
+
+        await bob.KickAsync(alice.Slot);
+        var failure = await Assert.ThrowsAsync<GatewayErrorException>(() => bob.Completion.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(ErrorCodes.Unauthorized, failure.Code);
+        Assert.Contains("'kick' needs a grant with 'admin'", failure.Message, StringComparison.Ordinal);
+        await Eventually.TrueAsync(() => alice.Others.Count == 0, "bob is gone");
+        Assert.Equal(ClientState.Joined, alice.State);
+    }
+
     private static string? CodeOf(Exception e) => e switch
     {
         GatewayErrorException g => g.Code,

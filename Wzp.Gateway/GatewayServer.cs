@@ -255,6 +255,27 @@ public sealed partial class GatewayServer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// An admin's <c>kick</c>: the room removes the member wherever it is connected, and its gateway evicts it with
+    /// <c>kicked</c>. A kick without an admin grant closes the sender (a client that offers it only to admins
+    /// never sends one); a kick of a slot that is gone already (it left meanwhile) is ignored.
+    /// </summary>
+    internal async Task<Error?> KickAsync(LocalMember admin, Kick kick)
+    {
+        if (!admin.Session.IsAdmin) return new Error(ErrorCodes.Unauthorized, "'kick' needs a grant with 'admin'");
+        if (kick.Slot is < 1 or > ushort.MaxValue || kick.Slot == admin.Slot) return new Error(ErrorCodes.BadRequest, "'kick' needs the slot of another member");
+        try
+        {
+            var removed = await Agent.Rooms.KickAsync(admin.Room, admin.Slot, (ushort)kick.Slot).ConfigureAwait(false);
+            Log.Kicked(_logger, admin.Room, (ushort)kick.Slot, admin.Slot, removed);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            Log.KickFailed(_logger, admin.Room, (ushort)kick.Slot, e);
+        }
+        return null;
+    }
+
     /// <summary>A room changed: tell local members, rekey them on an epoch advance, and follow its gateways with links.</summary>
     private void OnRoomChanged(RoomRoutingChange change)
     {
@@ -319,10 +340,13 @@ public sealed partial class GatewayServer : IAsyncDisposable
             RoomChangeReason.RekeyTimeout => "its gateway did not finish a rekey in time",
             RoomChangeReason.GatewayGone => "the cluster declared its gateway gone",
             RoomChangeReason.Joined => "the same identity joined the room again through another connection",
+            RoomChangeReason.Kicked => "an administrator removed this member",
             _ => "the room no longer lists this member",
         };
         Log.Evicted(_logger, member.Room, member.Slot, why);
-        member.Control.TrySend(new Error(ErrorCodes.Unauthorized, $"removed from room '{member.Room}' by the cluster: {why}"));
+        member.Control.TrySend(reason == RoomChangeReason.Kicked
+            ? new Error(ErrorCodes.Kicked, $"removed from room '{member.Room}': {why}")
+            : new Error(ErrorCodes.Unauthorized, $"removed from room '{member.Room}' by the cluster: {why}"));
         member.Control.CompleteSending();
         _ = CloseSoonAsync(member);
     }
@@ -522,6 +546,12 @@ public sealed partial class GatewayServer : IAsyncDisposable
 
         [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Grant of key {KeyId} presented by {Subject} refused: {Check}")]
         public static partial void GrantRefused(ILogger logger, string keyId, string subject, Protocol.Grants.GrantFailure check);
+
+        [LoggerMessage(EventId = 11, Level = LogLevel.Information, Message = "Room {Room}: admin {Admin} kicked member {Slot} (removed: {Removed})")]
+        public static partial void Kicked(ILogger logger, string room, ushort slot, ushort admin, bool removed);
+
+        [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "Room {Room}: kicking member {Slot} failed")]
+        public static partial void KickFailed(ILogger logger, string room, ushort slot, Exception exception);
 
         [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "Gateway maintenance tick failed ({Failures} so far); the loop goes on")]
         public static partial void TickFailed(ILogger logger, long failures, Exception exception);

@@ -163,6 +163,28 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     }
 
     /// <inheritdoc/>
+    public Task<bool> Kick(KickRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        _restore.FirstCall(newcomer: false);
+        if (!_members.TryGetValue(request.BySlot, out var admin)
+            || !string.Equals(admin.GatewayId, request.GatewayId, StringComparison.Ordinal)
+            || !SameProcess(_gateways[admin.GatewayId].InstanceId, request.GatewayInstance)
+            || request.Slot == request.BySlot
+            || !_members.TryGetValue(request.Slot, out var member))
+        {
+            return Task.FromResult(false);
+        }
+
+        _members.Remove(member.Slot);
+        var former = ReleaseGatewayMember(member.GatewayId);
+        // The kicked member's gateway sees it gone with this reason and tells it 'kicked' before closing it.
+        Advance(RoomChangeReason.Kicked, [], [member.Slot], former, advanceEpoch: true);
+        Log.MemberLeft(_logger, RoomName, member.Slot, member.GatewayId, _epoch);
+        return Task.FromResult(true);
+    }
+
+    /// <inheritdoc/>
     public Task<RoomSnapshot> GetSnapshot()
     {
         _restore.FirstCall(newcomer: false);
