@@ -321,3 +321,15 @@ public sealed class GrantTests : IDisposable
         Assert.Contains(expected, check.Failure, StringComparison.Ordinal);
     }
 }
+
+public sealed class KickMessageTests
+{
+    [Fact]
+    public void Kick_RoundTripsThroughTheCodec_AsDocumented()
+    {
+        var frame = ControlCodec.Encode(new Kick(7));
+        var body = System.Text.Encoding.UTF8.GetString(frame.AsSpan(4));
+        Assert.Equal("{\"type\":\"kick\",\"slot\":7}", body);
+        Assert.Equal(new Kick(7), ControlCodec.Decode(frame.AsSpan(4)));
+    }
+}
