@@ -353,6 +353,11 @@ public sealed class GrantedRelayTests(GrantedRelayFixture relay) : IDisposable
         Assert.Contains("an administrator removed this member", failure.Message, StringComparison.Ordinal);
         await Eventually.TrueAsync(() => admin.Others.Count == 0, "the admin sees the member gone");
         Assert.Equal(ClientState.Joined, admin.State);
+
+        // Its grant is still valid, but the room refuses the identity while it stays open.
+        var again = await Assert.ThrowsAnyAsync<WzpClientException>(() => WzpClient.ConnectAsync(m));
+        Assert.Equal(ErrorCodes.Kicked, CodeOf(again));
+        Assert.Contains("cannot rejoin while the room is open", again.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -160,6 +160,7 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
             control.TrySend(result.Status switch
             {
                 JoinStatus.RoomFull => new Error(ErrorCodes.RoomFull, $"room '{session.Room}' is full"),
+                JoinStatus.Kicked => new Error(ErrorCodes.Kicked, $"an administrator removed this identity from room '{session.Room}'; it cannot rejoin while the room is open"),
                 JoinStatus.Invalid => new Error(ErrorCodes.BadRequest, "room name or alias refused by the cluster"),
                 _ => new Error(ErrorCodes.Busy, "gateway not registered with the cluster yet; retry shortly"),
             });

@@ -133,6 +133,9 @@ public enum JoinStatus
     /// gateway must restore the members it serves (<see cref="IRoomGrain.RestoreMembers"/>), then retry.
     /// </summary>
     RestoreFirst = 5,
+
+    /// <summary>An administrator removed this identity from the room while it stays open (error code <c>kicked</c>).</summary>
+    Kicked = 6,
 }
 
 /// <summary>Result of <see cref="IRoomGrain.Join"/>: a typed refusal rather than an exception to parse.</summary>
