@@ -210,7 +210,7 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
                     if (!control.TrySend(new Pong())) return new Error(ErrorCodes.Busy, "control stream stalled");
                     break;
                 case Kick kick:
-                    if (await server.KickAsync(member, kick).ConfigureAwait(false) is { } refused) return refused;
+                    if (server.Kick(member, kick) is { } refused) return refused;
                     break;
                 case Hello or Confirm:
                     return new Error(ErrorCodes.BadRequest, $"'{message.Type}' after the handshake");

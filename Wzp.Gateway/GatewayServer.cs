@@ -258,22 +258,28 @@ public sealed partial class GatewayServer : IAsyncDisposable
     /// <summary>
     /// An admin's <c>kick</c>: the room removes the member wherever it is connected, and its gateway evicts it with
     /// <c>kicked</c>. A kick without an admin grant closes the sender (a client that offers it only to admins
-    /// never sends one); a kick of a slot that is gone already (it left meanwhile) is ignored.
+    /// never sends one); a kick of a slot that is gone already (it left meanwhile) is ignored. The grain call runs
+    /// off the admin's control loop, so a slow silo never holds up the admin's rekeys.
     /// </summary>
-    internal async Task<Error?> KickAsync(LocalMember admin, Kick kick)
+    internal Error? Kick(LocalMember admin, Kick kick)
     {
         if (!admin.Session.IsAdmin) return new Error(ErrorCodes.Unauthorized, "'kick' needs a grant with 'admin'");
         if (kick.Slot is < 1 or > ushort.MaxValue || kick.Slot == admin.Slot) return new Error(ErrorCodes.BadRequest, "'kick' needs the slot of another member");
+        _ = KickCoreAsync(admin, (ushort)kick.Slot);
+        return null;
+    }
+
+    private async Task KickCoreAsync(LocalMember admin, ushort slot)
+    {
         try
         {
-            var removed = await Agent.Rooms.KickAsync(admin.Room, admin.Slot, (ushort)kick.Slot).ConfigureAwait(false);
-            Log.Kicked(_logger, admin.Room, (ushort)kick.Slot, admin.Slot, removed);
+            var removed = await Agent.Rooms.KickAsync(admin.Room, admin.Slot, slot).ConfigureAwait(false);
+            Log.Kicked(_logger, admin.Room, slot, admin.Slot, removed);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e)
         {
-            Log.KickFailed(_logger, admin.Room, (ushort)kick.Slot, e);
+            Log.KickFailed(_logger, admin.Room, slot, e);
         }
-        return null;
     }
 
     /// <summary>A room changed: tell local members, rekey them on an epoch advance, and follow its gateways with links.</summary>
