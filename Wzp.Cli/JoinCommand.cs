@@ -67,7 +67,7 @@ internal static class JoinCommand
         {
             Description = "Accept and record a cluster key that differs from the recorded one. Only after the operator announced a key change.",
         };
-        var token = new Option<string>("--token") { Description = "Access token, for gateways that require one; sent only once the gateway proved it belongs to the trusted cluster.", DefaultValueFactory = _ => "" };
+        var token = new Option<string>("--token") { Description = "Access token or grant (from 'wzp grant issue'), for gateways that require one; sent only once the gateway proved it belongs to the trusted cluster.", DefaultValueFactory = _ => "" };
         var command = new Command("join",
             "Join a room through a gateway: sends 48 kHz mono speech as Opus in 20 ms frames (from --send or --tone), " +
             "records each other member to its own WAV (--record), and shows members and live statistics.")

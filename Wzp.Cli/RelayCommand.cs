@@ -31,12 +31,22 @@ internal static class RelayCommand
         var siloPort = new Option<int?>("--silo-port") { Description = "Orleans silo-to-silo port (private, loopback). Default: Orleans:Clustering:SiloPort of appsettings.json (11111)." };
         var orleansPort = new Option<int?>("--orleans-port") { Description = "Orleans client port (private, loopback). Default: Orleans:Clustering:GatewayPort of appsettings.json (30000)." };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log everything the silo and gateway log at Information and above." };
+        var requireGrants = new Option<bool>("--require-grants")
+        {
+            Description = "Admit only members with a grant (wzp grant issue) signed by a --grant-key, for their identity and room. " +
+                "Without it the relay is open: anyone who reaches it joins any room.",
+        };
+        var grantKeys = new Option<string[]>("--grant-key")
+        {
+            Description = "Issuer key file whose grants are accepted (from 'wzp grant key new': an HS256 secret, an Ed25519 key or its .pub). Repeat for several.",
+            AllowMultipleArgumentsPerToken = false,
+        };
         var command = new Command("relay",
             "Run the all-in-one relay: an Orleans silo with localhost clustering and a gateway on 127.0.0.1:4433. " +
             "On first start it creates the cluster key, the gateway identity and its credential (in --data-dir), then prints " +
             "the cluster fingerprint and the command to join. Stop it with Ctrl+C.")
         {
-            listen, dataDir, siloPort, orleansPort, verbose,
+            listen, dataDir, siloPort, orleansPort, verbose, requireGrants, grantKeys,
         };
         command.Validators.Add(result =>
         {
@@ -44,6 +54,9 @@ internal static class RelayCommand
                 result.AddError("--listen must be an IP address and port, e.g. 127.0.0.1:4433");
             foreach (var port in new[] { siloPort, orleansPort })
                 if (result.GetValue(port) is { } p && p is < 1 or > 65535) result.AddError($"{port.Name} must be 1 to 65535");
+            var keys = result.GetValue(grantKeys) ?? [];
+            if (result.GetValue(requireGrants) && keys.Length == 0) result.AddError("--require-grants needs at least one --grant-key FILE (create one with 'wzp grant key new --out FILE')");
+            if (!result.GetValue(requireGrants) && keys.Length > 0) result.AddError("--grant-key is only used with --require-grants");
         });
         command.SetAction((parse, cancellationToken) => RunAsync(
             console,
@@ -52,12 +65,13 @@ internal static class RelayCommand
             parse.GetValue(siloPort),
             parse.GetValue(orleansPort),
             parse.GetValue(verbose),
+            parse.GetValue(requireGrants) ? parse.GetValue(grantKeys) ?? [] : null,
             cancellationToken));
         return command;
     }
 
     private static async Task<int> RunAsync(CliConsole console, string listen, string dataDirectory, int? siloPort, int? orleansPort, bool verbose,
-        CancellationToken cancellationToken)
+        string[]? grantKeyFiles, CancellationToken cancellationToken)
     {
         WzpPaths.CreatePrivateDirectory(dataDirectory);
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ContentRootPath = ContentRoot.Find(), Args = [] });
@@ -69,6 +83,7 @@ internal static class RelayCommand
         };
         if (siloPort is { } s) overrides["Orleans:Clustering:SiloPort"] = s.ToString(CultureInfo.InvariantCulture);
         if (orleansPort is { } o) overrides["Orleans:Clustering:GatewayPort"] = o.ToString(CultureInfo.InvariantCulture);
+        var grantKeyIds = grantKeyFiles is null ? null : AddGrantKeys(grantKeyFiles, overrides);
         builder.Configuration.AddInMemoryCollection(overrides);
         builder.Logging.ClearProviders();
         // The relay's own lines go to the console; the silo's chatter only with --verbose or when it matters.
@@ -90,6 +105,9 @@ internal static class RelayCommand
             console.Out.WriteLine($"relay ready: gateway '{server.Keys.Credential.GatewayId}' listening on {endpoint} (QUIC, ALPN wzp/1, protocol version {Wzp.Protocol.HelloLimits.Version})");
             console.Out.WriteLine($"cluster fingerprint {fingerprint}");
             console.Out.WriteLine($"keys in {dataDirectory}");
+            console.Out.WriteLine(grantKeyIds is null
+                ? "open relay: anyone who reaches it can join any room (require grants with --require-grants --grant-key FILE)"
+                : $"grants required: members need a grant signed by {string.Join(", ", grantKeyIds)} ('wzp grant issue', then 'wzp join --token')");
             console.Out.WriteLine($"join with: wzp join myroom --gateway {joinAddress} --pin {fingerprint}");
             console.Out.Flush();
             await host.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
@@ -97,6 +115,10 @@ internal static class RelayCommand
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // Ctrl+C: a normal way to stop the relay.
+        }
+        catch (Microsoft.Extensions.Options.OptionsValidationException e)
+        {
+            throw new CliFailureException($"the relay cannot start: {e.Message}", e);
         }
         catch (Exception e) when (e is GatewayStartupException or IOException or System.Net.Sockets.SocketException or Orleans.Runtime.OrleansException)
         {
@@ -109,5 +131,25 @@ internal static class RelayCommand
         }
         console.Out.WriteLine("relay stopped");
         return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// Turns the key files into <c>Gateway:Grants</c> settings: an HS256 secret stays in its file (the gateway reads
+    /// it), an Ed25519 key is reduced to its public half. Returns the key ids.
+    /// </summary>
+    private static List<string> AddGrantKeys(string[] files, Dictionary<string, string?> overrides)
+    {
+        var ids = new List<string>();
+        overrides["Gateway:Grants:Required"] = "true";
+        foreach (var file in files)
+        {
+            var path = Path.GetFullPath(file);
+            using var key = GrantCommands.LoadKey(path);
+            if (ids.Contains(key.KeyId)) throw new CliFailureException($"two --grant-key files have key id '{key.KeyId}'");
+            ids.Add(key.KeyId);
+            if (key.Kind == Wzp.Protocol.Grants.GrantKeyKind.Hs256) overrides[$"Gateway:Grants:Hs256KeyFiles:{key.KeyId}"] = path;
+            else overrides[$"Gateway:Grants:Ed25519PublicKeys:{key.KeyId}"] = Convert.ToHexStringLower(key.PublicKey!);
+        }
+        return ids;
     }
 }

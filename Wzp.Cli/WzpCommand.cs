@@ -78,6 +78,7 @@ public static class WzpCommand
         root.Subcommands.Add(KeyCommands.Cluster(console));
         root.Subcommands.Add(JoinCommand.Create(console));
         root.Subcommands.Add(RelayCommand.Create(console));
+        root.Subcommands.Add(GrantCommands.Create(console));
         return root;
     }
 }

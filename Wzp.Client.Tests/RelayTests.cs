@@ -14,9 +14,15 @@ namespace Wzp.Client.Tests;
 /// <c>wzp relay</c> as a real process (silo with localhost clustering + gateway), shared by the end-to-end tests
 /// of this collection; ports are picked free so it never collides with a relay a developer is running.
 /// </summary>
-public sealed class RelayFixture : IAsyncLifetime
+public class RelayFixture : IAsyncLifetime
 {
     private readonly TempDirectory _dir = new();
+
+    /// <summary>The fixture's own folder: the relay's data directory and whatever a subclass prepares.</summary>
+    internal TempDirectory Folder => _dir;
+
+    /// <summary>More arguments of <c>wzp relay</c>; computed before it starts.</summary>
+    protected virtual Task<string[]> ExtraArgumentsAsync() => Task.FromResult<string[]>([]);
     private readonly ConcurrentQueue<string> _output = new();
     private Process? _process;
 
@@ -30,12 +36,14 @@ public sealed class RelayFixture : IAsyncLifetime
     {
         var port = FreePort(SocketType.Dgram, ProtocolType.Udp);
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[]
-        {
+        string[] args =
+        [
             Path.Combine(AppContext.BaseDirectory, "wzp.dll"), "relay", "--listen", $"127.0.0.1:{port}", "--data-dir", _dir.File("relay"),
             "--silo-port", FreePort(SocketType.Stream, ProtocolType.Tcp).ToString(CultureInfo.InvariantCulture),
             "--orleans-port", FreePort(SocketType.Stream, ProtocolType.Tcp).ToString(CultureInfo.InvariantCulture),
-        })
+            .. await ExtraArgumentsAsync(),
+        ];
+        foreach (var arg in args)
             start.ArgumentList.Add(arg);
         var ready = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         _process = new Process { StartInfo = start };

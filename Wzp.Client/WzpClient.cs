@@ -229,6 +229,18 @@ public sealed partial class WzpClient : IAsyncDisposable
     }
 
     /// <summary>
+    /// Asks the gateway to remove the member in <paramref name="slot"/> from the room (extension of docs/protocol.md
+    /// §11). Needs a grant with <c>admin</c>: without one the gateway closes this client with <c>unauthorized</c>.
+    /// The removal shows as the member leaving (<see cref="MemberEvents"/>).
+    /// </summary>
+    public async Task KickAsync(int slot, CancellationToken cancellationToken = default)
+    {
+        var link = _link;
+        if (link is null || link.HasEnded || State != ClientState.Joined) throw new InvalidOperationException("Not in a room.");
+        await link.Control.SendAsync(new Kick(slot), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Sends <c>leave</c>, closes the connection and ends <see cref="ReceiveAsync"/> and <see cref="MemberEvents"/>.
     /// Idempotent; never throws for a connection that is already gone.
     /// </summary>

@@ -58,14 +58,15 @@ public sealed class GatewayHarness : IAsyncDisposable
     /// <param name="connectTimeout">How long the QUIC and Wzp handshakes may take; the client's default when null.</param>
     /// <param name="loggerFactory">Where the client logs; nowhere when null.</param>
     /// <param name="token">The access token the client presents.</param>
+    /// <param name="identity">The member's identity (a grant names it); a fresh one when null.</param>
     public async Task<WzpClient> JoinAsync(GatewayServer gateway, string room, string alias, int? port = null, TimeSpan? connectTimeout = null,
-        Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null, string token = "")
+        Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null, string token = "", Identity? identity = null)
     {
         var client = await WzpClient.ConnectAsync(new WzpClientOptions
         {
             ConnectTimeout = connectTimeout ?? new WzpClientOptions().ConnectTimeout,
             Gateway = new GatewayAddress("127.0.0.1", port ?? gateway.ClientEndPoint.Port),
-            Identity = Identity.Generate(),
+            Identity = identity ?? Identity.Generate(),
             Room = room,
             Alias = alias,
             Token = token,

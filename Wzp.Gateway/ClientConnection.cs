@@ -170,6 +170,7 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
             control.TrySend(result.Status switch
             {
                 JoinStatus.RoomFull => new Error(ErrorCodes.RoomFull, $"room '{session.Room}' is full"),
+                JoinStatus.Kicked => new Error(ErrorCodes.Kicked, $"an administrator removed this identity from room '{session.Room}'; it cannot rejoin while the room is open"),
                 JoinStatus.Invalid => new Error(ErrorCodes.BadRequest, "room name or alias refused by the cluster"),
                 _ => new Error(ErrorCodes.Busy, "gateway not registered with the cluster yet; retry shortly"),
             });
@@ -218,6 +219,9 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
                     break;
                 case Ping:
                     if (!control.TrySend(new Pong())) return new Error(ErrorCodes.Busy, "control stream stalled");
+                    break;
+                case Kick kick:
+                    if (server.Kick(member, kick) is { } refused) return refused;
                     break;
                 case Hello or Confirm:
                     return new Error(ErrorCodes.BadRequest, $"'{message.Type}' after the handshake");

@@ -310,7 +310,7 @@ internal sealed class Forwarder(GatewayCounters counters, GatewayHistograms hist
         Span<byte> sealedBuffer = stackalloc byte[MediaDatagram.MaxSize];
         foreach (var member in locals)
         {
-            if (ReferenceEquals(member, except)) continue;
+            if (ReferenceEquals(member, except) || !member.Session.ReceivesMedia) continue;
             // The congestion check comes before the seal: a recipient that cannot take the datagram costs no AEAD.
             if (member.IsCongested(now))
             {

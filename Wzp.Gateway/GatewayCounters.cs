@@ -20,6 +20,9 @@ public enum GatewayDrop
     ForeignSource,
     /// <summary>From a member over its uplink budget (<c>Gateway:MemberUplinkRate</c>, <c>MemberUplinkBurst</c>).</summary>
     UplinkLimit,
+
+    /// <summary>From a listener: a member whose grant lacks <c>publish</c>.</summary>
+    ListenOnly,
 }
 
 /// <summary>Why a client's token was refused.</summary>
@@ -184,6 +187,7 @@ public sealed class GatewayCounters : IDisposable
         GatewayDrop.ForeignRoom => "foreign-room",
         GatewayDrop.ForeignSource => "foreign-source",
         GatewayDrop.UplinkLimit => "uplink-limit",
+        GatewayDrop.ListenOnly => "listen-only",
         _ => "unknown-session",
     };
 

@@ -64,9 +64,20 @@ public sealed partial class GatewayHost(
     private async Task StartServerAsync(CancellationToken stopping)
     {
         GatewayKeys keys;
+        GatewayServer server;
         try
         {
             keys = GatewayKeys.Load(options.Value, TimeProvider.System, _logger);
+            try
+            {
+                // Reads the grant key files: a missing one stops the start like a missing credential.
+                server = new GatewayServer(options.Value, keys, grainFactory, controlPlane, loggerFactory);
+            }
+            catch
+            {
+                keys.Dispose();
+                throw;
+            }
         }
         catch (GatewayStartupException e)
         {
@@ -76,7 +87,6 @@ public sealed partial class GatewayHost(
             lifetime.StopApplication();
             return;
         }
-        var server = new GatewayServer(options.Value, keys, grainFactory, controlPlane, loggerFactory);
         using var retry = new PeriodicTimer(TimeSpan.FromSeconds(1));
         while (true)
         {

@@ -91,6 +91,7 @@ public sealed class GatewayOptions
     /// </summary>
     public string Token { get; set; } = "";
 
+<<<<<<< HEAD
     /// <summary>
     /// Media datagrams per second one member may send, sustained; the excess is dropped before it is opened and
     /// counted as <c>uplink-limit</c>. A voice stream is 50 datagrams/s. Defaults to 100 (twice that, for jitter and
@@ -127,6 +128,10 @@ public sealed class GatewayOptions
 
     /// <summary>The window of <see cref="MaxTokenFailuresPerAddress"/>. Defaults to 1 minute. Must be positive.</summary>
     public TimeSpan TokenFailureWindow { get; set; } = TimeSpan.FromMinutes(1);
+=======
+    /// <summary>Signed grants (JWT) members must present, and the issuer keys accepted (<c>Gateway:Grants:*</c>).</summary>
+    public GatewayGrantOptions Grants { get; set; } = new();
+>>>>>>> grants
 
     internal string ResolvedIdentityFile => Resolve(IdentityFile, "gateway.seed");
 
@@ -180,6 +185,7 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         if (options.MaxTokenFailuresPerAddress < 1) failures.Add("Gateway:MaxTokenFailuresPerAddress must be at least 1.");
         if (options.TokenFailureWindow <= TimeSpan.Zero) failures.Add("Gateway:TokenFailureWindow must be positive.");
         if (options.MaxQueuedControlMessages < 8) failures.Add("Gateway:MaxQueuedControlMessages must be at least 8.");
+        failures.AddRange(options.Grants.Validate(options.Token));
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }

@@ -29,6 +29,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
     private readonly Socket _linkSocket;
     private readonly Forwarder _forwarder;
     private readonly QuicDatagramHandler _dropUnknown;
+    private readonly QuicDatagramHandler _dropListenOnly;
     private QuicListener? _listener;
     private Task _acceptLoop = Task.CompletedTask;
     private Task _tickLoop = Task.CompletedTask;
@@ -41,12 +42,18 @@ public sealed partial class GatewayServer : IAsyncDisposable
         Options = options;
         Keys = keys;
         Time = time ?? TimeProvider.System;
+        Grants = options.Grants.CreateValidator(Time); // first: it may refuse to start, before anything needs disposing
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<GatewayServer>();
         Counters = new GatewayCounters(options.GatewayId);
         Histograms = new GatewayHistograms(options.GatewayId, Time);
         Tokens = options.Token.Length == 0 ? null : new TokenGuard(options.Token, options.MaxTokenFailuresPerAddress, options.TokenFailureWindow, Time, Counters);
-        HandshakeOptions = new GatewayHandshakeOptions { TokenValidator = Tokens is null ? null : Tokens.Matches };
+        HandshakeOptions = new GatewayHandshakeOptions
+        {
+            TokenValidator = Tokens is null ? null : Tokens.Matches,
+            Grants = Grants,
+            GrantChecked = OnGrantChecked,
+        };
         var linkBind = IPEndPoint.Parse(options.LinkListenAddress);
         _linkSocket = new Socket(linkBind.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         _linkSocket.Bind(linkBind);
@@ -59,6 +66,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
         _forwarder = new Forwarder(Counters, Histograms, _linkSocket, Time);
         Links = new LinkManager(this, _linkSocket, _forwarder, grainFactory, _loggerFactory.CreateLogger<LinkManager>());
         _dropUnknown = (_, _) => Counters.Drop(GatewayDrop.UnknownSession);
+        _dropListenOnly = (_, _) => Counters.Drop(GatewayDrop.ListenOnly);
         Agent.Rooms.Changed += OnRoomChanged;
         Agent.LinkMessageReceived += Links.OnLinkMessage;
     }
@@ -86,6 +94,16 @@ public sealed partial class GatewayServer : IAsyncDisposable
     public IPEndPoint LinkEndPoint { get; }
 
     internal GatewayHandshakeOptions HandshakeOptions { get; }
+
+    /// <summary>The grant checker when <c>Gateway:Grants:Required</c>; null otherwise.</summary>
+    internal Protocol.Grants.GrantValidator? Grants { get; }
+
+    // The key id and subject identify a grant for an operator; its claims (room, name, times) stay out of logs.
+    private void OnGrantChecked(Protocol.Fingerprint identity, Protocol.Grants.GrantCheck check)
+    {
+        if (check.Succeeded) Log.GrantAccepted(_logger, check.KeyId!, identity.ToString());
+        else Log.GrantRefused(_logger, check.KeyId ?? "(none)", identity.ToString(), check.Reason);
+    }
 
     internal LinkManager Links { get; }
 
@@ -123,6 +141,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
         _tickLoop = TickLoopAsync(_stopping.Token);
         Links.Start(_stopping.Token);
         Log.Started(_logger, Options.GatewayId, ClientEndPoint, LinkEndPoint, Keys.ClusterFingerprint.ToString());
+        if (Grants is not null) Log.GrantsRequired(_logger, string.Join(", ", Grants.KeyIds.Order(StringComparer.Ordinal)));
     }
 
     private byte[] LoadResetKey()
@@ -203,9 +222,18 @@ public sealed partial class GatewayServer : IAsyncDisposable
     internal void AddMember(LocalMember member)
     {
         var fanout = _forwarder.AddLocal(member);
-        member.Connection.SetDatagramHandler((_, datagram) => _forwarder.OnUplink(member, datagram, fanout));
-        // A client may send media the moment it reads 'joined', before the handler above was set.
-        DrainQueued(member.Connection, datagram => _forwarder.OnUplink(member, datagram, fanout));
+        if (member.Session.SendsMedia)
+        {
+            member.Connection.SetDatagramHandler((_, datagram) => _forwarder.OnUplink(member, datagram, fanout));
+            // A client may send media the moment it reads 'joined', before the handler above was set.
+            DrainQueued(member.Connection, datagram => _forwarder.OnUplink(member, datagram, fanout));
+        }
+        else
+        {
+            // A listener (grant without 'publish'): its uplink never reaches the forwarder, so no one hears it.
+            member.Connection.SetDatagramHandler(_dropListenOnly);
+            DrainQueued(member.Connection, _ => Counters.Drop(GatewayDrop.ListenOnly));
+        }
         Counters.OnSession(1);
         RefreshLinks(member.Room);
     }
@@ -234,6 +262,33 @@ public sealed partial class GatewayServer : IAsyncDisposable
         {
             // The room evicts members of a gateway that stops reporting, so a lost leave heals itself.
             Log.LeaveFailed(_logger, member.Room, member.Slot, e);
+        }
+    }
+
+    /// <summary>
+    /// An admin's <c>kick</c>: the room removes the member wherever it is connected, and its gateway evicts it with
+    /// <c>kicked</c>. A kick without an admin grant closes the sender (a client that offers it only to admins
+    /// never sends one); a kick of a slot that is gone already (it left meanwhile) is ignored. The grain call runs
+    /// off the admin's control loop, so a slow silo never holds up the admin's rekeys.
+    /// </summary>
+    internal Error? Kick(LocalMember admin, Kick kick)
+    {
+        if (!admin.Session.IsAdmin) return new Error(ErrorCodes.Unauthorized, "'kick' needs a grant with 'admin'");
+        if (kick.Slot is < 1 or > ushort.MaxValue || kick.Slot == admin.Slot) return new Error(ErrorCodes.BadRequest, "'kick' needs the slot of another member");
+        _ = KickCoreAsync(admin, (ushort)kick.Slot);
+        return null;
+    }
+
+    private async Task KickCoreAsync(LocalMember admin, ushort slot)
+    {
+        try
+        {
+            var removed = await Agent.Rooms.KickAsync(admin.Room, admin.Slot, slot).ConfigureAwait(false);
+            Log.Kicked(_logger, admin.Room, slot, admin.Slot, removed);
+        }
+        catch (Exception e)
+        {
+            Log.KickFailed(_logger, admin.Room, slot, e);
         }
     }
 
@@ -301,10 +356,13 @@ public sealed partial class GatewayServer : IAsyncDisposable
             RoomChangeReason.RekeyTimeout => "its gateway did not finish a rekey in time",
             RoomChangeReason.GatewayGone => "the cluster declared its gateway gone",
             RoomChangeReason.Joined => "the same identity joined the room again through another connection",
+            RoomChangeReason.Kicked => "an administrator removed this member",
             _ => "the room no longer lists this member",
         };
         Log.Evicted(_logger, member.Room, member.Slot, why);
-        member.Control.TrySend(new Error(ErrorCodes.Unauthorized, $"removed from room '{member.Room}' by the cluster: {why}"));
+        member.Control.TrySend(reason == RoomChangeReason.Kicked
+            ? new Error(ErrorCodes.Kicked, $"removed from room '{member.Room}': {why}")
+            : new Error(ErrorCodes.Unauthorized, $"removed from room '{member.Room}' by the cluster: {why}"));
         member.Control.CompleteSending();
         _ = CloseSoonAsync(member);
     }
@@ -522,6 +580,21 @@ public sealed partial class GatewayServer : IAsyncDisposable
 
         [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "Room {Room}: member {Slot} removed by the cluster ({Why}); disconnecting it")]
         public static partial void Evicted(ILogger logger, string room, ushort slot, string why);
+
+        [LoggerMessage(EventId = 8, Level = LogLevel.Information, Message = "Grants required: accepting issuer keys {KeyIds}")]
+        public static partial void GrantsRequired(ILogger logger, string keyIds);
+
+        [LoggerMessage(EventId = 9, Level = LogLevel.Debug, Message = "Grant of key {KeyId} accepted for {Subject}")]
+        public static partial void GrantAccepted(ILogger logger, string keyId, string subject);
+
+        [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Grant of key {KeyId} presented by {Subject} refused: {Check}")]
+        public static partial void GrantRefused(ILogger logger, string keyId, string subject, Protocol.Grants.GrantFailure check);
+
+        [LoggerMessage(EventId = 11, Level = LogLevel.Information, Message = "Room {Room}: admin {Admin} kicked member {Slot} (removed: {Removed})")]
+        public static partial void Kicked(ILogger logger, string room, ushort slot, ushort admin, bool removed);
+
+        [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "Room {Room}: kicking member {Slot} failed")]
+        public static partial void KickFailed(ILogger logger, string room, ushort slot, Exception exception);
 
         [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "Gateway maintenance tick failed ({Failures} so far); the loop goes on")]
         public static partial void TickFailed(ILogger logger, long failures, Exception exception);

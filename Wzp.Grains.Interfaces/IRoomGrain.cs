@@ -21,6 +21,13 @@ public interface IRoomGrain : IGrainWithStringKey
     [Alias("Leave")]
     Task<bool> Leave(LeaveRequest request);
 
+    /// <summary>
+    /// Removes the member in <see cref="KickRequest.Slot"/> (on any gateway) for the admin in
+    /// <see cref="KickRequest.BySlot"/>; false when the admin is not that gateway's member or the slot is not a member.
+    /// </summary>
+    [Alias("Kick")]
+    Task<bool> Kick(KickRequest request);
+
     /// <summary>The room at its current version.</summary>
     [Alias("GetSnapshot")]
     Task<RoomSnapshot> GetSnapshot();

@@ -59,6 +59,9 @@ public enum RoomChangeReason
 
     /// <summary>A gateway restored its members after the room re-activated.</summary>
     Restored = 5,
+
+    /// <summary>A member with an admin grant removed a member (<c>kick</c>, docs/protocol.md §11).</summary>
+    Kicked = 6,
 }
 
 /// <summary>
@@ -130,6 +133,9 @@ public enum JoinStatus
     /// gateway must restore the members it serves (<see cref="IRoomGrain.RestoreMembers"/>), then retry.
     /// </summary>
     RestoreFirst = 5,
+
+    /// <summary>An administrator removed this identity from the room while it stays open (error code <c>kicked</c>).</summary>
+    Kicked = 6,
 }
 
 /// <summary>Result of <see cref="IRoomGrain.Join"/>: a typed refusal rather than an exception to parse.</summary>
@@ -154,6 +160,18 @@ public sealed record LeaveRequest(
     [property: Id(0)] ushort Slot,
     [property: Id(1)] string GatewayId,
     [property: Id(2)] Guid GatewayInstance = default);
+
+/// <summary>
+/// An administrator removing a member. <see cref="BySlot"/> is the admin, hosted by the calling gateway process,
+/// which checked the admin's grant; the room checks that the admin is that gateway's member, so a gateway can
+/// only act for its own members.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("wzp.KickRequest.v1")]
+public sealed record KickRequest(
+    [property: Id(0)] ushort Slot,
+    [property: Id(1)] ushort BySlot,
+    [property: Id(2)] string GatewayId,
+    [property: Id(3)] Guid GatewayInstance = default);
 
 /// <summary>A gateway reporting that all its members of the room finished the rekey to <see cref="Epoch"/>.</summary>
 /// <param name="GatewayId">The reporting gateway.</param>

@@ -19,6 +19,11 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private readonly TimeProvider _timeProvider;
     private readonly ILogger<RoomGrain> _logger;
     private readonly Dictionary<ushort, RoomMember> _members = [];
+
+    // Identities an admin removed: refused for as long as this activation lives (a room that emptied and reopened,
+    // or re-activated after a silo death, forgets them; grants are short, so this is a cooling-off, not a ban list).
+    private readonly HashSet<Fingerprint> _kicked = [];
+    private const int MaxKicked = 4096;
     private readonly Dictionary<string, HostingGateway> _gateways = new(StringComparer.Ordinal);
     private readonly Guid _incarnation = Guid.NewGuid();
     private long _version;
@@ -85,6 +90,11 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         {
             // This gateway serves members of a previous activation: they keep their slots, so they come first.
             return JoinResult.Refused(JoinStatus.RestoreFirst);
+        }
+
+        if (_kicked.Contains(request.Fingerprint))
+        {
+            return JoinResult.Refused(JoinStatus.Kicked);
         }
 
         if (_members.Count >= _options.MembersPerRoom)
@@ -158,6 +168,29 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         _members.Remove(member.Slot);
         var former = ReleaseGatewayMember(member.GatewayId);
         Advance(RoomChangeReason.Left, [], [member.Slot], former, advanceEpoch: true);
+        Log.MemberLeft(_logger, RoomName, member.Slot, member.GatewayId, _epoch);
+        return Task.FromResult(true);
+    }
+
+    /// <inheritdoc/>
+    public Task<bool> Kick(KickRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        _restore.FirstCall(newcomer: false);
+        if (!_members.TryGetValue(request.BySlot, out var admin)
+            || !string.Equals(admin.GatewayId, request.GatewayId, StringComparison.Ordinal)
+            || !SameProcess(_gateways[admin.GatewayId].InstanceId, request.GatewayInstance)
+            || request.Slot == request.BySlot
+            || !_members.TryGetValue(request.Slot, out var member))
+        {
+            return Task.FromResult(false);
+        }
+
+        _members.Remove(member.Slot);
+        if (_kicked.Count < MaxKicked) _kicked.Add(member.Fingerprint);
+        var former = ReleaseGatewayMember(member.GatewayId);
+        // The kicked member's gateway sees it gone with this reason and tells it 'kicked' before closing it.
+        Advance(RoomChangeReason.Kicked, [], [member.Slot], former, advanceEpoch: true);
         Log.MemberLeft(_logger, RoomName, member.Slot, member.GatewayId, _epoch);
         return Task.FromResult(true);
     }

@@ -68,6 +68,7 @@ public static class ControlCodec
             case RekeyAck m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.RekeyAck); break;
             case RekeyDone m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.RekeyDone); break;
             case Leave m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Leave); break;
+            case Kick m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Kick); break;
             case Ping m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Ping); break;
             case Pong m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Pong); break;
             case Error m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Error); break;
@@ -187,6 +188,7 @@ public static class ControlCodec
             "rekeyAck" => Deserialize(body, ProtocolJson.Default.RekeyAck),
             "rekeyDone" => Deserialize(body, ProtocolJson.Default.RekeyDone),
             "leave" => Deserialize(body, ProtocolJson.Default.Leave),
+            "kick" => Deserialize(body, ProtocolJson.Default.Kick),
             "ping" => Deserialize(body, ProtocolJson.Default.Ping),
             "pong" => Deserialize(body, ProtocolJson.Default.Pong),
             "error" => Deserialize(body, ProtocolJson.Default.Error),

@@ -65,6 +65,9 @@ public sealed record RekeyDone(uint Epoch) : ControlMessage("rekeyDone");
 
 public sealed record Leave() : ControlMessage("leave");
 
+/// <summary>Extension (docs/protocol.md §11): a member with an <c>admin</c> grant removes the member in <paramref name="Slot"/>.</summary>
+public sealed record Kick(int Slot) : ControlMessage("kick");
+
 public sealed record Ping() : ControlMessage("ping");
 
 public sealed record Pong() : ControlMessage("pong");
@@ -86,6 +89,8 @@ public static class ErrorCodes
     public const string BadRequest = "bad-request";
     public const string Busy = "busy";
     public const string Internal = "internal";
+    /// <summary>Extension (docs/protocol.md §11): an administrator removed this member from the room.</summary>
+    public const string Kicked = "kicked";
 }
 
 [JsonSourceGenerationOptions(
@@ -103,6 +108,7 @@ public static class ErrorCodes
 [JsonSerializable(typeof(RekeyAck))]
 [JsonSerializable(typeof(RekeyDone))]
 [JsonSerializable(typeof(Leave))]
+[JsonSerializable(typeof(Kick))]
 [JsonSerializable(typeof(Ping))]
 [JsonSerializable(typeof(Pong))]
 [JsonSerializable(typeof(Error))]

@@ -202,6 +202,18 @@ public sealed class GatewayHandshakeOptions
     /// constant time.
     /// </summary>
     public Func<string, bool>? TokenValidator { get; init; }
+
+    /// <summary>
+    /// When set, every confirm's token must be a grant these keys accept, issued to the identity that signed the
+    /// hello and for its room; it replaces <see cref="TokenValidator"/>. Defaults to null: no grant required.
+    /// </summary>
+    public Grants.GrantValidator? Grants { get; init; }
+
+    /// <summary>
+    /// Told of every grant check with the identity that presented it, for the gateway's log (which records the
+    /// outcome, the key id and the subject, never the claims). Defaults to null.
+    /// </summary>
+    public Action<Fingerprint, Grants.GrantCheck>? GrantChecked { get; init; }
 }
 
 /// <summary>
@@ -279,9 +291,18 @@ public sealed class GatewayHandshake : IDisposable
             if (confirm.Mac is not { Length: Primitives.MacSize } ||
                 !Primitives.HmacSha256Verify(confirmKey, HandshakeKeys.ConfirmInput(_transcript, confirm.Token), confirm.Mac))
                 return Fail<GatewaySession>(ErrorCodes.BadMac, "confirm MAC does not match");
-            if (_options.TokenValidator is { } validate && !validate(confirm.Token))
+            Grants.Grant? grant = null;
+            if (_options.Grants is { } grants)
+            {
+                var identity = Fingerprint.Of(_hello.IdentityKey);
+                var check = grants.Validate(confirm.Token, identity, _hello.Room);
+                _options.GrantChecked?.Invoke(identity, check);
+                if (!check.Succeeded) return Fail<GatewaySession>(ErrorCodes.Unauthorized, $"grant refused: {check.Failure}");
+                grant = check.Grant;
+            }
+            else if (_options.TokenValidator is { } validate && !validate(confirm.Token))
                 return Fail<GatewaySession>(ErrorCodes.Unauthorized, "token refused");
-            return Step<GatewaySession>.Ok(new GatewaySession(_gateway, _hello, _transcript, chain0, sas, _time));
+            return Step<GatewaySession>.Ok(new GatewaySession(_gateway, _hello, _transcript, chain0, sas, _time, grant));
         }
         finally
         {

@@ -34,12 +34,15 @@ public sealed class ClientSession : IDisposable
 /// <summary>A gateway's established hop to one client.</summary>
 public sealed class GatewaySession : IDisposable
 {
-    internal GatewaySession(Identity gateway, Hello hello, byte[] transcriptHash, byte[] chain0, string sas, TimeProvider time)
+    internal GatewaySession(Identity gateway, Hello hello, byte[] transcriptHash, byte[] chain0, string sas, TimeProvider time,
+        Grants.Grant? grant = null)
     {
         ClientIdentityKey = hello.IdentityKey;
         ClientFingerprint = Fingerprint.Of(hello.IdentityKey);
         Room = hello.Room;
-        Alias = hello.Alias;
+        // The grant's name wins over whatever alias the client asked for: the issuer decides what others see.
+        Alias = grant?.Name ?? hello.Alias;
+        Grant = grant;
         Sas = sas;
         TranscriptHash = transcriptHash;
         Keys = new HopKeySchedule(HopRole.Gateway, chain0, time);
@@ -52,7 +55,20 @@ public sealed class GatewaySession : IDisposable
 
     public string Room { get; }
 
+    /// <summary>The member's alias: the grant's <c>name</c> when it has one, else the hello's.</summary>
     public string Alias { get; }
+
+    /// <summary>The grant the member joined with; null when the gateway requires none (every permission).</summary>
+    public Grants.Grant? Grant { get; }
+
+    /// <summary>False for a listen-only member (a grant without <c>publish</c>): its uplink media is dropped.</summary>
+    public bool SendsMedia => Grant?.Publish ?? true;
+
+    /// <summary>False for a member whose grant lacks <c>subscribe</c>: nothing is forwarded to it.</summary>
+    public bool ReceivesMedia => Grant?.Subscribe ?? true;
+
+    /// <summary>True only with a grant that has <c>admin</c>: without grants nobody administers a room.</summary>
+    public bool IsAdmin => Grant?.Admin ?? false;
 
     public string Sas { get; }
 

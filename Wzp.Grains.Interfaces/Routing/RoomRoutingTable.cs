@@ -281,6 +281,10 @@ public sealed partial class RoomRoutingTable
         return await Room(room).Leave(new LeaveRequest(slot, GatewayId, InstanceId)).ConfigureAwait(false);
     }
 
+    /// <summary>Asks the room to remove <paramref name="slot"/> for this gateway's member <paramref name="bySlot"/>, an admin.</summary>
+    public Task<bool> KickAsync(string room, ushort bySlot, ushort slot) =>
+        Room(room).Kick(new KickRequest(slot, bySlot, GatewayId, InstanceId));
+
     /// <summary>Tells the room that every member of this gateway finished the rekey to <paramref name="epoch"/>.</summary>
     public Task ReportRekeyCompleteAsync(string room, long epoch) =>
         Room(room).ReportRekeyComplete(new RekeyReport(GatewayId, epoch, InstanceId, Get(room)?.Incarnation ?? Guid.Empty));
