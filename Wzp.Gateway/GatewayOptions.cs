@@ -91,7 +91,6 @@ public sealed class GatewayOptions
     /// </summary>
     public string Token { get; set; } = "";
 
-<<<<<<< HEAD
     /// <summary>
     /// Media datagrams per second one member may send, sustained; the excess is dropped before it is opened and
     /// counted as <c>uplink-limit</c>. A voice stream is 50 datagrams/s. Defaults to 100 (twice that, for jitter and
@@ -128,10 +127,9 @@ public sealed class GatewayOptions
 
     /// <summary>The window of <see cref="MaxTokenFailuresPerAddress"/>. Defaults to 1 minute. Must be positive.</summary>
     public TimeSpan TokenFailureWindow { get; set; } = TimeSpan.FromMinutes(1);
-=======
+
     /// <summary>Signed grants (JWT) members must present, and the issuer keys accepted (<c>Gateway:Grants:*</c>).</summary>
     public GatewayGrantOptions Grants { get; set; } = new();
->>>>>>> grants
 
     internal string ResolvedIdentityFile => Resolve(IdentityFile, "gateway.seed");
 
