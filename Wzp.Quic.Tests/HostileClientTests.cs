@@ -256,6 +256,30 @@ public sealed class HostileClientTests(CertificateFixture certs, ITestOutputHelp
         Assert.Contains("HARNESS OK", result, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Found by fuzz/fuzz_packet_input.c: ngtcp2 0.12 asserts on an empty DATAGRAM frame, and Debian
+    /// builds it with assertions, so one empty datagram aborted the whole process (every connection
+    /// of a gateway with it). Now it is dropped and counted; the connection carries on.
+    /// </summary>
+    [Fact]
+    public async Task EmptyDatagram_IsDroppedAndCounted_ProcessAndConnectionLive()
+    {
+        await using QuicListener listener = QuicListener.Start(certs.ListenerOptions());
+        var (client, server) = await TestUtil.ConnectPairAsync(listener);
+        await using (client)
+        await using (server)
+        {
+            Assert.False(client.SendDatagram(ReadOnlySpan<byte>.Empty));
+            Assert.False(server.SendDatagram([]));
+            // The one non-empty datagram carries what the last exchange below expects, so that its
+            // arrival ahead of the resends cannot confuse the check.
+            Assert.Equal(1, server.SendDatagrams(new byte[] { 5 }, [0, 1, 0]));
+            Assert.True(client.GetStatistics().DatagramsDropped >= 1);
+            Assert.Equal([4], await TestUtil.SendUntilReceivedAsync(client, server, [4]));
+            Assert.Equal([5], await TestUtil.SendUntilReceivedAsync(server, client, [5]));
+        }
+    }
+
     private static unsafe byte[] Bucket(IPAddress address)
     {
         SocketAddress sa = new IPEndPoint(address, 4433).Serialize();
