@@ -186,6 +186,9 @@ public sealed class QuicServerTests(CertificateFixture certs, ITestOutputHelper 
         await using (client)
         await using (server)
         {
+            // An established client speaks at once (a Wzp client sends its hello); one that stays
+            // silent through the flood would rightly be closed at the silent-connection deadline.
+            await TestUtil.SendUntilReceivedAsync(client, server, [1]);
             byte[] initial = await TestUtil.CaptureClientInitialAsync();
             long receivedBefore = listener.GetStatistics().PacketsReceived;
             using var junk = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
