@@ -257,6 +257,57 @@ public sealed class HostileClientTests(CertificateFixture certs, ITestOutputHelp
     }
 
     /// <summary>
+    /// Defect 8, the managed half: when the socket's send buffer is full (simulated: loopback never
+    /// fills), the packets already queued wait for it, are sent once it is writable, and none is lost;
+    /// datagrams beyond the queue are dropped and counted instead of spinning.
+    /// </summary>
+    [Fact]
+    public async Task FullSocketBuffer_QueuedPacketsWaitForIt_NoneIsLost()
+    {
+        await using QuicListener listener = QuicListener.Start(certs.ListenerOptions());
+        var (client, server) = await TestUtil.ConnectPairAsync(listener);
+        await using (client)
+        await using (server)
+        {
+            await TestUtil.SendUntilReceivedAsync(client, server, [0xff]);
+            int received = 0;
+            server.SetDatagramHandler((_, d) =>
+            {
+                if (d.Length == 100)
+                {
+                    Interlocked.Increment(ref received);
+                }
+            });
+
+            QuicListenerStatistics before = client.Endpoint.GetStatistics();
+            client.Endpoint.SimulateFullSocket(3);
+            int accepted = 0;
+            byte[] payload = new byte[100];
+            for (int i = 0; i < 40; i++)
+            {
+                payload[0] = (byte)i;
+                if (client.SendDatagram(payload))
+                {
+                    accepted++;
+                }
+            }
+
+            byte[] frame = new byte[50_000];
+            Random.Shared.NextBytes(frame);
+            await TestUtil.WriteFrameAsync(client, frame);
+            Assert.Equal(frame, await TestUtil.ReadFrameAsync(server));
+
+            await TestUtil.WaitUntilAsync(() => Volatile.Read(ref received) == accepted, $"all {accepted} queued datagrams to arrive");
+            QuicListenerStatistics after = client.Endpoint.GetStatistics();
+            output.WriteLine($"accepted {accepted} of 40 while blocked; {after}");
+            Assert.Equal(3L, after.SendsBlocked - before.SendsBlocked);
+            Assert.Equal(before.PacketsDropped, after.PacketsDropped);
+            Assert.InRange(accepted, 1, 39);
+            Assert.True(client.GetStatistics().DatagramsDropped >= 40 - accepted);
+        }
+    }
+
+    /// <summary>
     /// Found by fuzz/fuzz_packet_input.c: ngtcp2 0.12 asserts on an empty DATAGRAM frame, and Debian
     /// builds it with assertions, so one empty datagram aborted the whole process (every connection
     /// of a gateway with it). Now it is dropped and counted; the connection carries on.

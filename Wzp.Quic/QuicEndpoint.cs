@@ -404,6 +404,15 @@ internal sealed class QuicEndpoint : IAsyncDisposable
         return (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(sa);
     }
 
+    /// <summary>Tests only: the next <paramref name="count"/> flushes meet a full socket buffer.</summary>
+    internal void SimulateFullSocket(uint count)
+    {
+        lock (_lock)
+        {
+            NativeMethods.wzp_test_fail_sends(_handle, count);
+        }
+    }
+
     public int GetMaxDatagramPayload(ulong id)
     {
         lock (_lock)

@@ -153,6 +153,9 @@ internal static unsafe partial class NativeMethods
     public static partial uint wzp_conn_max_datagram_payload(EndpointHandle ep, ulong connId);
 
     [LibraryImport(Lib)]
+    public static partial void wzp_test_fail_sends(EndpointHandle ep, uint count);
+
+    [LibraryImport(Lib)]
     public static partial uint wzp_address_bucket(byte* sa, uint saLen, byte* key, uint cap);
 }
 

@@ -278,6 +278,7 @@ struct wzp_endpoint {
   tx_slot *tx;
   size_t tx_slots, tx_head, tx_count;
   int tx_blocked; /* the last send_ready stopped at a full socket buffer */
+  uint32_t fail_sends; /* tests: send_ready calls still to fail as if the socket were full */
   event_node *ev_head, *ev_tail;
   size_t ev_count;
   wzp_bucket reset_budget, retry_budget, reply_budget;
@@ -1492,7 +1493,14 @@ int wzp_endpoint_send_ready(wzp_endpoint *ep, int fd, uint64_t now) {
       msgs[cnt].msg_hdr.msg_iov = &iov[cnt];
       msgs[cnt].msg_hdr.msg_iovlen = 1;
     }
-    int n = sendmmsg(fd, msgs, cnt, MSG_DONTWAIT);
+    int n;
+    if (ep->fail_sends) {
+      ep->fail_sends--;
+      errno = EAGAIN;
+      n = -1;
+    } else {
+      n = sendmmsg(fd, msgs, cnt, MSG_DONTWAIT);
+    }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
       /* A full socket buffer: dropping a packet per attempt, as this once did, lost whole bursts
@@ -1763,4 +1771,8 @@ uint32_t wzp_conn_max_datagram_payload(wzp_endpoint *ep, uint64_t conn_id) {
 uint32_t wzp_address_bucket(const uint8_t *sa, uint32_t salen, uint8_t *key, uint32_t cap) {
   if (!key || cap < WZP_ADDR_KEY_MAX || !valid_sockaddr(sa, salen)) return 0;
   return (uint32_t)addr_key((const struct sockaddr *)sa, key);
+}
+
+void wzp_test_fail_sends(wzp_endpoint *ep, uint32_t count) {
+  if (ep) ep->fail_sends = count;
 }

@@ -165,6 +165,10 @@ WZP_EXPORT uint32_t wzp_conn_max_datagram_payload(wzp_endpoint *ep, uint64_t con
 /* The key per-address limits count by: writes it to key (at least 9 bytes) and returns its length,
    0 for an unsupported address. Exposed so that tests (and the managed mirror of the rule) can
    check that all of an IPv6 /64 shares one key. */
+/* Tests only: the next `count` calls of send_ready meet a full socket buffer (EAGAIN) before sending
+   anything. Loopback UDP never fills up, so the managed wait for a writable socket needs this. */
+WZP_EXPORT void wzp_test_fail_sends(wzp_endpoint *ep, uint32_t count);
+
 WZP_EXPORT uint32_t wzp_address_bucket(const uint8_t *sa, uint32_t salen, uint8_t *key,
                                        uint32_t cap);
 
