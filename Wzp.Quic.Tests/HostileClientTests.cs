@@ -132,7 +132,8 @@ public sealed class HostileClientTests(CertificateFixture certs, ITestOutputHelp
                 output.WriteLine($"newcomer connected in {sw.ElapsedMilliseconds} ms: {listener.GetStatistics()}");
                 QuicListenerStatistics stats = listener.GetStatistics();
                 Assert.Equal(1L, stats.SilentConnectionsClosed);
-                QuicConnection evicted = Assert.Single(silent, c => c.IsClosed || c.Closed.IsCompleted);
+                await TestUtil.WaitUntilAsync(() => silent.Any(c => c.IsClosed), "the evicted client to hear of it");
+                QuicConnection evicted = Assert.Single(silent, c => c.IsClosed);
                 QuicCloseInfo info = await evicted.Closed.WaitAsync(TestUtil.Timeout);
                 Assert.Equal(QuicDefaults.SilentConnectionError, info.ErrorCode);
             }
