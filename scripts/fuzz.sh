@@ -4,7 +4,7 @@
 # leaks, hangs or trips a sanitizer (the input that did it is kept next to the corpus as crash-*,
 # leak-* or timeout-*), and with 3 when clang or its libFuzzer runtime is missing.
 # Usage: scripts/fuzz.sh [seconds per target, default 30] [extra libFuzzer flags...]
-# Corpora grow across runs in Wzp.Quic/obj/fuzz/<target>/corpus (seeded by fuzz/make_seeds.c).
+# Corpora grow across runs in Wzp.Quic/obj/fuzz/<target>/corpus, next to seeds/ (fuzz/make_seeds.c).
 set -euo pipefail
 seconds=${1:-30}
 shift || true
@@ -41,14 +41,16 @@ status=0
 for src in "$native"/fuzz/fuzz_*.c; do
   name=$(basename "$src" .c)
   dir=$work/$name
-  mkdir -p "$dir/corpus"
+  mkdir -p "$dir/corpus" "$dir/seeds"
   # shellcheck disable=SC2086
   "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -fno-omit-frame-pointer -Wall -Wextra -Werror -I"$native" -o "$dir/$name" "$src" "$native/wzpquic.c" $libs
-  [ -n "$(ls -A "$dir/corpus")" ] || "$work/make_seeds" "$dir/corpus"
+  # Fresh seeds every run (new ones reach the grown corpus too); libFuzzer adds its finds to corpus/.
+  rm -f "$dir/seeds/"*
+  "$work/make_seeds" "$dir/seeds"
   echo "fuzz.sh: $name for ${seconds}s" >&2
   if ! "$dir/$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-      -artifact_prefix="$dir/" "$@" "$dir/corpus" > "$dir/last.log" 2>&1; then
+      -artifact_prefix="$dir/" "$@" "$dir/corpus" "$dir/seeds" > "$dir/last.log" 2>&1; then
     echo "fuzz.sh: $name FAILED; artifacts in $dir, log:" >&2
     tail -60 "$dir/last.log" >&2
     status=1

@@ -35,9 +35,9 @@ int main(int argc, char **argv) {
   srv.sin_addr.s_addr = htonl(0x7f000001);
   wzp_config cc = {0};
   cc.alpn = "wzp/1";
-  uint8_t initial[3][2048];
-  int len[3];
-  for (int i = 0; i < 3; i++) {
+  uint8_t initial[8][2048];
+  int len[8];
+  for (int i = 0; i < 8; i++) {
     char err[256];
     wzp_endpoint *c;
     uint64_t id;
@@ -62,6 +62,14 @@ int main(int argc, char **argv) {
   f = open_seed(argv[1], "raw-three-initials", 0);
   for (int i = 0; i < 3; i++) put_record(f, (uint8_t)(i & 3), initial[i], (size_t)len[i]);
   put_record(f, 7 << 2, NULL, 0);
+  fclose(f);
+  /* Eight handshakes: past the fuzz listener's Retry threshold (3), its per-address limit (4) from one
+     source, its silent and total limits (4 and 6) from all four. */
+  f = open_seed(argv[1], "raw-eight-initials-one-source", 0);
+  for (int i = 0; i < 8; i++) put_record(f, 0, initial[i], (size_t)len[i]);
+  fclose(f);
+  f = open_seed(argv[1], "raw-eight-initials-four-sources", 0);
+  for (int i = 0; i < 8; i++) put_record(f, (uint8_t)((i & 3) | (1 << 2)), initial[i], (size_t)len[i]);
   fclose(f);
   uint8_t short_hdr[60];
   for (size_t i = 0; i < sizeof short_hdr; i++) short_hdr[i] = (uint8_t)(i * 37);
