@@ -43,11 +43,19 @@ for src in "$native"/fuzz/fuzz_*.c; do
   dir=$work/$name
   mkdir -p "$dir/corpus" "$dir/seeds"
   # shellcheck disable=SC2086
-  "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+  "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -DWZP_FUZZ \
     -fno-omit-frame-pointer -Wall -Wextra -Werror -I"$native" -o "$dir/$name" "$src" "$native/wzpquic.c" $libs
   # Fresh seeds every run (new ones reach the grown corpus too); libFuzzer adds its finds to corpus/.
   rm -f "$dir/seeds/"*
   "$work/make_seeds" "$dir/seeds"
+  # Inputs that once crashed a target run first, each once (native/fuzz/regressions/<target>/).
+  regressions=$native/fuzz/regressions/$name
+  if [ -d "$regressions" ] && ! "$dir/$name" -runs=1 "$regressions"/* > "$dir/regressions.log" 2>&1; then
+    echo "fuzz.sh: $name FAILED on a regression input, log:" >&2
+    tail -60 "$dir/regressions.log" >&2
+    status=1
+    continue
+  fi
   echo "fuzz.sh: $name for ${seconds}s" >&2
   if ! "$dir/$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$dir/" "$@" "$dir/corpus" "$dir/seeds" > "$dir/last.log" 2>&1; then

@@ -45,6 +45,7 @@
 #define WZP_MAX_KEYS 12
 #define WZP_ALPN_NO_APP_PROTOCOL 120
 #define WZP_ALERT_HANDSHAKE_FAILURE 40
+#define WZP_ALERT_MISSING_EXTENSION 109
 #define WZP_RETRY_TOKEN_TTL (10 * NGTCP2_SECONDS)
 /* Stateless replies are rate limited so that a flood of junk cannot turn the server into a
    reflector. Each kind has its own budget: short-header junk is the cheapest packet to forge, and
@@ -817,6 +818,29 @@ static int remove_connection_id_cb(ngtcp2_conn *conn, const ngtcp2_cid *cid, voi
   return 0;
 }
 
+#ifdef WZP_FUZZ
+/* Fuzz builds only (fuzz/fuzz_packet_input.c): the fuzzer cannot forge packets that decrypt, so a
+   client's plaintext is XORed with fuzzer bytes just before it is sealed. The listener then
+   decrypts arbitrary frames, which is how frame handling and its error paths get fuzzed. */
+const uint8_t *wzp_fuzz_xor;
+size_t wzp_fuzz_xorlen;
+
+static int fuzz_encrypt_cb(uint8_t *dest, const ngtcp2_crypto_aead *aead,
+                           const ngtcp2_crypto_aead_ctx *aead_ctx, const uint8_t *plaintext,
+                           size_t plaintextlen, const uint8_t *nonce, size_t noncelen,
+                           const uint8_t *aad, size_t aadlen) {
+  static uint8_t buf[WZP_PKT_CAP + 64];
+  if (wzp_fuzz_xorlen && plaintextlen <= sizeof(buf)) {
+    memcpy(buf, plaintext, plaintextlen);
+    for (size_t i = 0; i < plaintextlen && i < wzp_fuzz_xorlen; i++) buf[i] ^= wzp_fuzz_xor[i];
+    wzp_fuzz_xorlen = 0;
+    plaintext = buf;
+  }
+  return ngtcp2_crypto_encrypt_cb(dest, aead, aead_ctx, plaintext, plaintextlen, nonce, noncelen,
+                                  aad, aadlen);
+}
+#endif
+
 static void fill_callbacks(ngtcp2_callbacks *cb, int is_server) {
   memset(cb, 0, sizeof(*cb));
   if (is_server) {
@@ -828,6 +852,9 @@ static void fill_callbacks(ngtcp2_callbacks *cb, int is_server) {
   cb->recv_crypto_data = recv_crypto_data_cb;
   cb->handshake_completed = handshake_completed_cb;
   cb->encrypt = ngtcp2_crypto_encrypt_cb;
+#ifdef WZP_FUZZ
+  if (!is_server) cb->encrypt = fuzz_encrypt_cb;
+#endif
   cb->decrypt = ngtcp2_crypto_decrypt_cb;
   cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
   cb->recv_stream_data = recv_stream_data_cb;
@@ -859,6 +886,14 @@ static int alpn_hook(gnutls_session_t session, unsigned int htype, unsigned when
   if (gnutls_alpn_get_selected_protocol(session, &sel) != 0 || sel.size != c->ep->alpnlen ||
       memcmp(sel.data, c->ep->alpn, sel.size) != 0) {
     ngtcp2_conn_set_tls_alert(c->conn, WZP_ALPN_NO_APP_PROTOCOL);
+    return -1;
+  }
+  /* RFC 9001 8.2: a ClientHello without quic_transport_parameters is a missing_extension error.
+     ngtcp2 0.12's GnuTLS glue does not check, and the handshake then went on with no negotiated
+     version until ngtcp2 asserted on the next 1-RTT write, aborting the process. Anyone can send
+     such an Initial (its keys are public). Found by fuzz/fuzz_packet_input.c. */
+  if (!ngtcp2_conn_get_remote_transport_params(c->conn)) {
+    ngtcp2_conn_set_tls_alert(c->conn, WZP_ALERT_MISSING_EXTENSION);
     return -1;
   }
   return 0;

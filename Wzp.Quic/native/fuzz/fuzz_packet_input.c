@@ -10,8 +10,10 @@
  *   routing, the stateless replies and their budgets, Retry tokens, refusals and the silent limits.
  * - odd: live mode. A real client connects to the listener in memory and each record is an action
  *   in the conversation: deliver the client's next packet with the record's bytes XORed in, drop
- *   or duplicate it, inject the record raw, have either side send datagrams, stream bytes or close.
- *   ngtcp2 and GnuTLS are not instrumented, so this is how inputs get past the handshake.
+ *   or duplicate it, XOR the record into the plaintext of the next packet the client seals (so that
+ *   the listener decrypts arbitrary frames and ClientHellos), inject the record raw, have either
+ *   side send datagrams, stream bytes or close. ngtcp2 and GnuTLS are not instrumented, so this is
+ *   how inputs get past the handshake.
  * Control byte: bits 0-1 source (raw mode), bits 2-4 time step (0, 1 ms, 10 ms, 100 ms, 1 s, 3 s,
  * 6 s, 30 s), bits 5-7 the action (live mode). Every input ends with 60 simulated seconds of timers,
  * after the client vanished, so idle, handshake and silent deadlines and the closing periods all
@@ -28,6 +30,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+/* Set by this target, used by the shim's fuzz build (-DWZP_FUZZ): the next plaintext the client
+   seals is XORed with these bytes. */
+extern const uint8_t *wzp_fuzz_xor;
+extern size_t wzp_fuzz_xorlen;
 
 static const char *cert_file, *key_file;
 static uint64_t now_ns = 1000000000ULL;
@@ -159,8 +166,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint32_t salen;
     int n;
     switch (ctl >> 5) {
+    case 1: /* the next packet the client seals carries the record XORed into its frames */
+      wzp_fuzz_xor = rec;
+      wzp_fuzz_xorlen = len;
+      if (cli_conn) wzp_conn_stream_write(cli, cli_conn, rec, (uint32_t)(len > 64 ? 64 : len), 0, now_ns);
+      deliver_all(cli, srv, &sa_cli);
+      break;
     case 0: /* the client's next packet, corrupted by the record */
-    case 1:
       n = wzp_endpoint_pop_packet(cli, pkt, sizeof pkt, sa, sizeof sa, &salen, now_ns);
       if (n > 0) {
         for (size_t i = 0; i < len && i < (size_t)n; i++) pkt[i] ^= rec[i];
@@ -213,6 +225,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     drain(cli, &cli_conn, 1);
   }
 
+  wzp_fuzz_xorlen = 0; /* it points into this input */
   /* The client vanishes mid-conversation; 60 s of its silence must free everything, bar a closing
      period or an idle timeout that ngtcp2 stretched to 3 x PTO after the input's huge simulated
      RTTs: those get another 20 minutes. */

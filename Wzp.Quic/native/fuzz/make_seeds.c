@@ -92,10 +92,17 @@ int main(int argc, char **argv) {
   put_record(f, (0 << 5), words, 8);
   for (int i = 0; i < 6; i++) put_record(f, (5 << 5) | (1 << 2), NULL, 0);
   put_record(f, (4 << 5), words, 64);
-  put_record(f, (1 << 5) | 2, words + 20, 40);
+  put_record(f, (0 << 5) | 2, words + 20, 40);
   put_record(f, (3 << 5), short_hdr, sizeof short_hdr);
   put_record(f, (7 << 5), NULL, 0);
   put_record(f, (5 << 5) | (6 << 2), NULL, 0);
+  fclose(f);
+  /* Live: a handshake, then frames rewritten under encryption (action 1). */
+  f = open_seed(argv[1], "live-plaintext", 1);
+  for (int i = 0; i < 6; i++) put_record(f, (5 << 5) | (1 << 2), NULL, 0);
+  put_record(f, (1 << 5), words, 3);
+  put_record(f, (1 << 5) | (1 << 2), words + 100, 12);
+  put_record(f, (5 << 5) | (1 << 2), NULL, 0);
   fclose(f);
   return 0;
 }
