@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Runtime.CompilerServices;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -35,43 +33,7 @@ public sealed class NativeShimTests(CertificateFixture certs, ITestOutputHelper 
         Assert.Contains("HARNESS OK", result, StringComparison.Ordinal);
     }
 
-    // Compiles native/tests/NAME.c with the shim, under AddressSanitizer and UBSan.
-    private async Task<string> BuildHarnessAsync(string name)
-    {
-        string native = Path.GetFullPath(Path.Combine(SourceDirectory(), "..", "Wzp.Quic", "native"));
-        string exe = Path.Combine(certs.Directory, name);
-        await RunAsync(
-            "sh",
-            "-c",
-            "gcc -std=c11 -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer " +
-            $"-I'{native}' -o '{exe}' '{native}/tests/{name}.c' '{native}/wzpquic.c' " +
-            "`pkg-config --cflags --libs libngtcp2 libngtcp2_crypto_gnutls gnutls`");
-        return exe;
-    }
+    private Task<string> BuildHarnessAsync(string name) => NativeHarness.BuildAsync(name, certs, output);
 
-    private async Task<string> RunAsync(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (string a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        psi.Environment["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0";
-        using Process p = Process.Start(psi)!;
-        Task<string> stdout = p.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
-        string text = await stdout + await stderr;
-        output.WriteLine(text);
-        Assert.True(p.ExitCode == 0, $"{file} exited with {p.ExitCode}:\n{text}");
-        return text;
-    }
-
-    private static string SourceDirectory([CallerFilePath] string path = "") => Path.GetDirectoryName(path)!;
+    private Task<string> RunAsync(string file, params string[] args) => NativeHarness.RunAsync(file, output, args);
 }

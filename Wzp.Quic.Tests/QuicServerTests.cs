@@ -186,7 +186,10 @@ public sealed class QuicServerTests(CertificateFixture certs, ITestOutputHelper 
         await using (client)
         await using (server)
         {
-            byte[] initial = await CaptureClientInitialAsync();
+            // An established client speaks at once (a Wzp client sends its hello); one that stays
+            // silent through the flood would rightly be closed at the silent-connection deadline.
+            await TestUtil.SendUntilReceivedAsync(client, server, [1]);
+            byte[] initial = await TestUtil.CaptureClientInitialAsync();
             long receivedBefore = listener.GetStatistics().PacketsReceived;
             using var junk = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
             var random = new Random(1234);
@@ -341,7 +344,7 @@ public sealed class QuicServerTests(CertificateFixture certs, ITestOutputHelper 
         await using QuicListener listener = QuicListener.Start(certs.ListenerOptions(o => o.AddressValidationThreshold = 1));
 
         // A client Initial replayed from a socket that never answers: one half-open handshake.
-        byte[] initial = await CaptureClientInitialAsync();
+        byte[] initial = await TestUtil.CaptureClientInitialAsync();
         using var silent = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         silent.SendTo(initial, listener.LocalEndPoint);
         await TestUtil.WaitUntilAsync(() => listener.GetStatistics().HandshakesInProgress == 1, "the half-open handshake");
@@ -383,6 +386,10 @@ public sealed class QuicServerTests(CertificateFixture certs, ITestOutputHelper 
         await using (client2)
         await using (server2)
         {
+            // Both speak: a silent connection would make room for the newcomer instead (see
+            // HostileClientTests), so only a table of speaking connections refuses.
+            await TestUtil.SendUntilReceivedAsync(client1, server1, [1]);
+            await TestUtil.SendUntilReceivedAsync(client2, server2, [2]);
             QuicException e = await Assert.ThrowsAsync<QuicException>(
                 () => QuicClient.ConnectAsync(listener.LocalEndPoint, new QuicClientOptions()).WaitAsync(TestUtil.Timeout));
             Assert.Equal(QuicDefaults.ConnectionRefusedError, e.CloseInfo.ErrorCode);
@@ -469,19 +476,5 @@ public sealed class QuicServerTests(CertificateFixture certs, ITestOutputHelper 
         using Process p = Process.GetCurrentProcess();
         p.Refresh();
         return p.WorkingSet64;
-    }
-
-    /// <summary>Gets the bytes of a genuine client Initial by pointing a client at a plain UDP socket.</summary>
-    private static async Task<byte[]> CaptureClientInitialAsync()
-    {
-        using var sink = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        sink.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        using var cts = new CancellationTokenSource();
-        Task<QuicConnection> connect = QuicClient.ConnectAsync((IPEndPoint)sink.LocalEndPoint!, new QuicClientOptions(), cts.Token);
-        byte[] buffer = new byte[2048];
-        int n = await sink.ReceiveAsync(buffer).WaitAsync(TestUtil.Timeout);
-        await cts.CancelAsync();
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => connect);
-        return buffer[..n];
     }
 }

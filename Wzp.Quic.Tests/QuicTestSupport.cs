@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Net.Sockets;
 using Xunit;
 
 namespace Wzp.Quic.Tests;
@@ -105,6 +106,20 @@ internal static class TestUtil
         }
 
         throw new TimeoutException("datagram never arrived");
+    }
+
+    /// <summary>Gets the bytes of a genuine client Initial by pointing a client at a plain UDP socket.</summary>
+    public static async Task<byte[]> CaptureClientInitialAsync()
+    {
+        using var sink = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        sink.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        using var cts = new CancellationTokenSource();
+        Task<QuicConnection> connect = QuicClient.ConnectAsync((IPEndPoint)sink.LocalEndPoint!, new QuicClientOptions(), cts.Token);
+        byte[] buffer = new byte[2048];
+        int n = await sink.ReceiveAsync(buffer).WaitAsync(Timeout);
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => connect);
+        return buffer[..n];
     }
 
     public static async Task WriteFrameAsync(QuicConnection c, byte[] payload)

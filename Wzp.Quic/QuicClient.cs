@@ -36,9 +36,9 @@ public static class QuicClient
         ArgumentNullException.ThrowIfNull(remote);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        IPEndPoint bindTo = remote.AddressFamily == AddressFamily.InterNetworkV6
+        IPEndPoint bindTo = options.LocalEndPoint ?? (remote.AddressFamily == AddressFamily.InterNetworkV6
             ? new IPEndPoint(IPAddress.IPv6Any, 0)
-            : new IPEndPoint(IPAddress.Any, 0);
+            : new IPEndPoint(IPAddress.Any, 0));
         QuicEndpoint endpoint = QuicEndpoint.Create(
             options,
             bindTo,

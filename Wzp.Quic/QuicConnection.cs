@@ -80,6 +80,8 @@ public sealed class QuicConnection : IAsyncDisposable
 
     internal Task<string> Connected => _connected.Task;
 
+    internal QuicEndpoint Endpoint => _endpoint;
+
     /// <summary>
     /// Queues one datagram into a QUIC packet and sends it now. Never blocks or waits: returns false
     /// when it was dropped (congestion window full, too large, connection closed).

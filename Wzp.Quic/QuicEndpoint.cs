@@ -41,6 +41,11 @@ internal sealed class QuicEndpoint : IAsyncDisposable
     private readonly bool _batchReceives;
     private ulong _scheduledExpiry = ulong.MaxValue;
 
+    // Set (under _lock) while the socket's send buffer is full: the shim keeps the unsent packets and
+    // SendWhenWritableAsync sends the first of them as soon as the kernel takes it, then the rest.
+    private bool _sendBlocked;
+    private long _handlerFailures;
+
     // Sends made by a datagram handler on the dispatching thread (the gateway's fan-out) are not
     // flushed one by one: the packets collect in the native queue and leave together, one sendmmsg
     // for up to 64, when the dispatch loop runs dry.
@@ -80,7 +85,10 @@ internal sealed class QuicEndpoint : IAsyncDisposable
         int maxConnectionsPerAddress = 0,
         bool requireRetry = false,
         int retryThreshold = 0,
-        byte[]? staticSecret = null)
+        byte[]? staticSecret = null,
+        TimeSpan silentTimeout = default,
+        int maxSilentConnections = 0,
+        int maxSilentConnectionsPerAddress = 0)
     {
         var socket = new Socket(bindTo.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         var strings = new List<nint>();
@@ -121,6 +129,9 @@ internal sealed class QuicEndpoint : IAsyncDisposable
                 StreamWindow = (ulong)options.StreamReceiveWindow,
                 MaxStreamSendBuffer = (ulong)options.StreamSendBufferLimit,
                 PeerUniStreams = (ulong)options.PeerUnidirectionalStreams,
+                SilentTimeoutNs = ToNanos(silentTimeout),
+                MaxSilentConnections = (ulong)maxSilentConnections,
+                MaxSilentConnectionsPerAddress = (ulong)maxSilentConnectionsPerAddress,
             };
             if (staticSecret is not null)
             {
@@ -213,7 +224,10 @@ internal sealed class QuicEndpoint : IAsyncDisposable
             (long)s.StatelessResetsSent,
             (long)s.RetriesSent,
             (long)s.VersionNegotiationsSent,
-            (long)s.HandshakesInProgress);
+            (long)s.HandshakesInProgress,
+            (long)s.SilentClosed,
+            (long)s.SendBlocked,
+            Interlocked.Read(ref _handlerFailures));
     }
 
     // ---------------------------------------------------------------- per-connection operations
@@ -390,6 +404,15 @@ internal sealed class QuicEndpoint : IAsyncDisposable
         return (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(sa);
     }
 
+    /// <summary>Tests only: the next <paramref name="count"/> flushes meet a full socket buffer.</summary>
+    internal void SimulateFullSocket(uint count)
+    {
+        lock (_lock)
+        {
+            NativeMethods.wzp_test_fail_sends(_handle, count);
+        }
+    }
+
     public int GetMaxDatagramPayload(ulong id)
     {
         lock (_lock)
@@ -503,9 +526,14 @@ internal sealed class QuicEndpoint : IAsyncDisposable
     {
         _flushPending = false;
 
-        // A full socket buffer or an ICMP error costs a packet (QUIC recovers it, or, for a
-        // datagram, the application tolerates it); the shim never blocks on the socket.
-        NativeMethods.wzp_endpoint_send_ready(_handle, _fd, now);
+        // The shim never blocks on the socket. When the send buffer is full it keeps the packets
+        // and says so; they then wait for SendWhenWritableAsync (later flushes would only meet the
+        // same full buffer), and meanwhile datagrams that find the queue full are dropped and counted.
+        if (!_sendBlocked && NativeMethods.wzp_endpoint_send_ready(_handle, _fd, now) == NativeMethods.ErrWouldBlock)
+        {
+            _sendBlocked = true;
+            _ = Task.Run(SendWhenWritableAsync);
+        }
 
         // Re-arm only when the next expiry moved earlier: sending moves it nearly every time, and a
         // timer that fires early costs one empty round, cheaper than a Change per datagram.
@@ -517,6 +545,69 @@ internal sealed class QuicEndpoint : IAsyncDisposable
             long dueMs = (long)Math.Min((dueNs + 999_999) / 1_000_000, int.MaxValue - 1);
             _timer.Change(dueMs, Timeout.Infinite);
         }
+    }
+
+    /// <summary>
+    /// Sends the first queued packet with an asynchronous send, which completes once the kernel has
+    /// room for it (the runtime waits for the socket to become writable), then flushes the rest.
+    /// </summary>
+    private async Task SendWhenWritableAsync()
+    {
+        byte[] packet = GC.AllocateUninitializedArray<byte>(ReceiveBufferSize);
+        var to = new SocketAddress(_socket.AddressFamily);
+        int length;
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            length = PopPacketLocked(packet, to);
+        }
+
+        if (length > 0)
+        {
+            try
+            {
+                await _socket.SendToAsync(packet.AsMemory(0, length), SocketFlags.None, to).ConfigureAwait(false);
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException)
+            {
+                // An error of this one packet (e.g. an unreachable address): to QUIC, packet loss.
+            }
+        }
+
+        lock (_lock)
+        {
+            _sendBlocked = false;
+            if (!_disposed)
+            {
+                FlushLocked(Now());
+            }
+        }
+    }
+
+    private unsafe int PopPacketLocked(byte[] packet, SocketAddress to)
+    {
+        int length;
+        uint saLen;
+        fixed (byte* p = packet)
+        fixed (byte* a = to.Buffer.Span)
+        {
+            length = NativeMethods.wzp_endpoint_pop_packet(_handle, p, (uint)packet.Length, a, (uint)to.Buffer.Length, out saLen, Now());
+        }
+
+        if (length > 0)
+        {
+            to.Size = (int)saLen;
+        }
+
+        return length;
     }
 
     /// <summary>Delivers queued native events to their connections, in order.</summary>
@@ -566,37 +657,43 @@ internal sealed class QuicEndpoint : IAsyncDisposable
                 }
 
                 var data = new ReadOnlySpan<byte>(_eventBuffer, 0, (int)ev.DataLen);
-                if (connection is null)
+                if (connection is null && (ev.Type != NativeMethods.EvConnected || _acceptConnection is null))
                 {
-                    if (ev.Type != NativeMethods.EvConnected || _acceptConnection is null)
-                    {
-                        continue;
-                    }
-
-                    connection = _acceptConnection(ev.ConnId);
-                    if (connection is null)
-                    {
-                        continue;
-                    }
-
-                    lock (_lock)
-                    {
-                        _connections[ev.ConnId] = connection;
-                    }
+                    continue;
                 }
 
                 int outer = _dispatchThread;
                 _dispatchThread = Environment.CurrentManagedThreadId;
                 try
                 {
+                    if (connection is null)
+                    {
+                        connection = _acceptConnection!(ev.ConnId);
+                        if (connection is null)
+                        {
+                            continue;
+                        }
+
+                        lock (_lock)
+                        {
+                            _connections[ev.ConnId] = connection;
+                        }
+                    }
+
                     Dispatch(connection, ev, data);
                 }
-                catch (Exception e) when (ev.Type == NativeMethods.EvDatagram)
+                catch (Exception e)
                 {
-                    // A faulty datagram handler must not take the endpoint's receive loop (and every
-                    // other connection) down with it: only its own connection pays.
+                    // Whatever throws while an event is delivered (a datagram handler, the accept
+                    // callback, a connection's own bookkeeping) must not take the receive loop or
+                    // the timer, and with them every other connection, down: it is counted and only
+                    // its own connection pays. A closed connection has nothing left to close.
                     _dispatchThread = outer;
-                    Close(ev.ConnId, QuicDefaults.HandlerFailedError, "datagram handler failed: " + e.GetType().Name);
+                    Interlocked.Increment(ref _handlerFailures);
+                    if (ev.Type != NativeMethods.EvClosed)
+                    {
+                        Close(ev.ConnId, QuicDefaults.HandlerFailedError, EventName(ev.Type) + " handler failed: " + e.GetType().Name);
+                    }
                 }
                 finally
                 {
@@ -632,6 +729,16 @@ internal sealed class QuicEndpoint : IAsyncDisposable
                 break;
         }
     }
+
+    private static string EventName(uint type) => type switch
+    {
+        NativeMethods.EvConnected => "connected",
+        NativeMethods.EvDatagram => "datagram",
+        NativeMethods.EvStreamData => "stream data",
+        NativeMethods.EvStreamFin => "stream end",
+        NativeMethods.EvStreamWritable => "writable",
+        _ => "event",
+    };
 
     private static QuicCloseInfo ToCloseInfo(in NativeMethods.Event ev, ReadOnlySpan<byte> reason) => new(
         IsLocal: (ev.Flags & NativeMethods.CloseRemote) == 0 && (ev.Flags & (NativeMethods.CloseIdle | NativeMethods.CloseHandshakeTimeout)) == 0,

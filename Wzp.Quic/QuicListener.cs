@@ -52,7 +52,10 @@ public sealed class QuicListener : IAsyncDisposable
             maxConnectionsPerAddress: options.MaxConnectionsPerAddress,
             requireRetry: options.RequireAddressValidation,
             retryThreshold: options.AddressValidationThreshold,
-            staticSecret: options.StatelessResetKey);
+            staticSecret: options.StatelessResetKey,
+            silentTimeout: options.SilentConnectionTimeout,
+            maxSilentConnections: options.MaxSilentConnections,
+            maxSilentConnectionsPerAddress: options.MaxSilentConnectionsPerAddress);
         listener._endpoint.Start();
         return listener;
     }

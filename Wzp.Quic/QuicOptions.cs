@@ -103,7 +103,8 @@ public sealed class QuicListenerOptions : QuicEndpointOptions
     /// CONNECTION_REFUSED. Defaults to 10,000.</summary>
     public int MaxConnections { get; set; } = 10_000;
 
-    /// <summary>Connections held at most per source IP address. Defaults to 256 (many clients may
+    /// <summary>Connections held at most per source IP address, where all of an IPv6 /64 counts as one
+    /// address (a single host is routinely given a whole /64). Defaults to 256 (many clients may
     /// share one NAT address).</summary>
     public int MaxConnectionsPerAddress { get; set; } = 256;
 
@@ -122,6 +123,26 @@ public sealed class QuicListenerOptions : QuicEndpointOptions
     /// restarted gateway answers its former clients' packets with a stateless reset and they
     /// reconnect at once instead of waiting out the idle timeout. Null (the default): random per start.</summary>
     public byte[]? StatelessResetKey { get; set; }
+
+    /// <summary>
+    /// A connection is silent until its client sends application data (control-stream bytes or a
+    /// datagram); the handshake counts as silence. A silent connection is closed this long after its
+    /// first packet (application error <see cref="QuicDefaults.SilentConnectionError"/>, or
+    /// CONNECTION_REFUSED during the handshake), so that connections that never speak cannot hold
+    /// the server's slots. Defaults to 5 s: a real client finishes the handshake and sends its first
+    /// message within a few round trips, even after a Retry and a lost packet. Must be at least 100 ms.
+    /// </summary>
+    public TimeSpan SilentConnectionTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Silent connections held at most. At this limit, or at <see cref="MaxConnections"/>,
+    /// the oldest silent connection is closed to make room for a newcomer that proved its address
+    /// with a Retry round trip; only when every connection speaks are newcomers refused. Defaults to 512.</summary>
+    public int MaxSilentConnections { get; set; } = 512;
+
+    /// <summary>Silent connections held at most per source address (IPv6: per /64); more are refused.
+    /// Defaults to 128, below <see cref="MaxSilentConnections"/> so that a few addresses cannot hold
+    /// them all, yet room for many clients behind one NAT starting at once.</summary>
+    public int MaxSilentConnectionsPerAddress { get; set; } = 128;
 
     /// <summary>Accepted connections waiting for <see cref="QuicListener.AcceptAsync"/> at most;
     /// beyond it new connections are closed at once. Defaults to 1024.</summary>
@@ -146,6 +167,16 @@ public sealed class QuicListenerOptions : QuicEndpointOptions
             throw new ArgumentOutOfRangeException(nameof(AddressValidationThreshold));
         }
 
+        if (SilentConnectionTimeout < TimeSpan.FromMilliseconds(100))
+        {
+            throw new ArgumentOutOfRangeException(nameof(SilentConnectionTimeout), "must be at least 100 ms");
+        }
+
+        if (MaxSilentConnections < 1 || MaxSilentConnectionsPerAddress < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxSilentConnections), "limits must be positive");
+        }
+
         if (MaxConnections < 1 || MaxConnectionsPerAddress < 1 || AcceptQueueCapacity < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxConnections), "limits must be positive");
@@ -165,6 +196,11 @@ public sealed class QuicClientOptions : QuicEndpointOptions
     /// When set, the chain and <see cref="ServerName"/> are verified.</summary>
     public string? TrustedCertificatesPath { get; set; }
 
+    /// <summary>Local address to bind the connection's socket to; port 0 picks a free port. Defaults to
+    /// null: any address of the remote's family. Useful on multi-homed hosts (and in tests, to
+    /// connect from several loopback addresses).</summary>
+    public IPEndPoint? LocalEndPoint { get; set; }
+
     /// <summary>Send a PING when nothing was sent for this long, so NAT bindings and the idle timer
     /// stay alive. Defaults to 10 s; <see cref="TimeSpan.Zero"/> turns it off.</summary>
     public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(10);
@@ -175,6 +211,11 @@ public sealed class QuicClientOptions : QuicEndpointOptions
         if (KeepAliveInterval < TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(KeepAliveInterval));
+        }
+
+        if (LocalEndPoint is { Port: < 0 or > 65535 })
+        {
+            throw new ArgumentOutOfRangeException(nameof(LocalEndPoint));
         }
     }
 }
@@ -192,8 +233,14 @@ public static class QuicDefaults
     /// the TLS alert no_application_protocol (120).</summary>
     public const ulong NoApplicationProtocolError = 0x100 + 120;
 
-    /// <summary>Application error code with which a connection is closed when its datagram handler throws.</summary>
+    /// <summary>Application error code with which a connection is closed when one of its handlers (or
+    /// the delivery of an event to it) throws.</summary>
     public const ulong HandlerFailedError = 0xfffe;
+
+    /// <summary>Application error code with which the listener closes a connection whose client sent no
+    /// application data within <see cref="QuicListenerOptions.SilentConnectionTimeout"/>, or that made
+    /// room for a newcomer at a limit.</summary>
+    public const ulong SilentConnectionError = 0xfffd;
 
     /// <summary>Transport error CONNECTION_REFUSED, sent when the server is at a connection limit.</summary>
     public const ulong ConnectionRefusedError = 0x2;

@@ -99,6 +99,11 @@ public readonly record struct QuicConnectionStatistics(
 /// <param name="RetriesSent">Retry packets sent (address validation).</param>
 /// <param name="VersionNegotiationsSent">Version negotiation packets sent.</param>
 /// <param name="HandshakesInProgress">Connections whose handshake has not completed.</param>
+/// <param name="SilentConnectionsClosed">Connections closed because their client sent no application
+/// data in time (<see cref="QuicListenerOptions.SilentConnectionTimeout"/>) or to make room for a newcomer.</param>
+/// <param name="SendsBlocked">Times the socket's send buffer was full; the packets waited for it, none was dropped.</param>
+/// <param name="HandlerFailures">Exceptions thrown while delivering an event to a connection (its handlers
+/// included); each closed that connection with <see cref="QuicDefaults.HandlerFailedError"/>, never the endpoint.</param>
 public readonly record struct QuicListenerStatistics(
     long Connections,
     long PacketsReceived,
@@ -108,7 +113,10 @@ public readonly record struct QuicListenerStatistics(
     long StatelessResetsSent,
     long RetriesSent,
     long VersionNegotiationsSent,
-    long HandshakesInProgress);
+    long HandshakesInProgress,
+    long SilentConnectionsClosed = 0,
+    long SendsBlocked = 0,
+    long HandlerFailures = 0);
 
 /// <summary>A received datagram in a pooled buffer. Dispose it to return the buffer.</summary>
 public struct QuicDatagram : IDisposable

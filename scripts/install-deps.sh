@@ -6,6 +6,7 @@ packages=(
   gcc pkg-config                                                  # the native QUIC shim
   libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev       # ngtcp2 0.12 + GnuTLS headers and libraries
   ngtcp2-client ngtcp2-server gnutls-bin                          # independent QUIC peers for tests
+  clang libclang-rt-14-dev                                        # libFuzzer targets (scripts/fuzz.sh)
   redis-server                                                    # scale-out clustering and its tests
   espeak-ng sox                                                   # speech audio for end-to-end tests
 )

@@ -11,6 +11,7 @@ internal static unsafe partial class NativeMethods
     public const int ErrState = -2;
     public const int ErrTooLarge = -3;
     public const int ErrTxFull = -6;
+    public const int ErrWouldBlock = -7;
 
     public const uint EvConnected = 1;
     public const uint EvDatagram = 2;
@@ -46,6 +47,9 @@ internal static unsafe partial class NativeMethods
         public ulong MaxStreamSendBuffer;
         public ulong PeerUniStreams;
         public nint StaticSecret;
+        public ulong SilentTimeoutNs;
+        public ulong MaxSilentConnections;
+        public ulong MaxSilentConnectionsPerAddress;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -90,6 +94,8 @@ internal static unsafe partial class NativeMethods
         public ulong HandshakesInProgress;
         public ulong VersionNegotiationsSent;
         public ulong EventsDropped;
+        public ulong SilentClosed;
+        public ulong SendBlocked;
     }
 
     [LibraryImport(Lib)]
@@ -145,6 +151,12 @@ internal static unsafe partial class NativeMethods
 
     [LibraryImport(Lib)]
     public static partial uint wzp_conn_max_datagram_payload(EndpointHandle ep, ulong connId);
+
+    [LibraryImport(Lib)]
+    public static partial void wzp_test_fail_sends(EndpointHandle ep, uint count);
+
+    [LibraryImport(Lib)]
+    public static partial uint wzp_address_bucket(byte* sa, uint saLen, byte* key, uint cap);
 }
 
 /// <summary>Owns one native endpoint (and with it every native connection on it).</summary>

@@ -25,6 +25,7 @@
 #define WZP_ERR_INVALID (-4)
 #define WZP_ERR_INTERNAL (-5)
 #define WZP_ERR_TX_FULL (-6)
+#define WZP_ERR_WOULD_BLOCK (-7)
 
 enum {
   WZP_EV_CONNECTED = 1,      /* data: negotiated ALPN */
@@ -65,6 +66,15 @@ typedef struct wzp_config {
   uint64_t max_stream_send_buffer; /* unacknowledged control-stream bytes kept at most */
   uint64_t peer_uni_streams; /* tests only: HTTP/3 peers need 3 to complete a handshake */
   const uint8_t *static_secret; /* 32 bytes keying stateless resets and Retry tokens; NULL: random */
+  /* Server: a connection is "silent" until the client sends application data (control-stream
+     bytes or a datagram); the handshake counts as silence. Silent connections are closed after
+     silent_timeout_ns (0: 5 s); at most max_silent_connections (0: 512) and, per address (IPv6:
+     per /64), max_silent_connections_per_address (0: 128) exist at once. At the total limits
+     (this one or max_connections) the oldest silent connection makes room for an
+     address-validated newcomer. */
+  uint64_t silent_timeout_ns;
+  uint64_t max_silent_connections;
+  uint64_t max_silent_connections_per_address;
 } wzp_config;
 
 typedef struct wzp_event {
@@ -103,6 +113,8 @@ typedef struct wzp_endpoint_stats {
   uint64_t handshakes_in_progress;
   uint64_t version_negotiations_sent;
   uint64_t events_dropped;
+  uint64_t silent_closed; /* closed for silence, at the deadline or to make room */
+  uint64_t send_blocked;  /* send_ready calls that stopped at a full socket buffer */
 } wzp_endpoint_stats;
 
 WZP_EXPORT int wzp_endpoint_new(const wzp_config *config, const uint8_t *local_sa,
@@ -122,7 +134,10 @@ WZP_EXPORT int32_t wzp_endpoint_pop_packet(wzp_endpoint *ep, uint8_t *buf, uint3
 /* Returns 1 with the next event, 0 when there is none, or WZP_ERR_TOO_LARGE with ev->data_len
    set (and the event kept) when buf is smaller than its data. */
 /* Sends every ready packet on the caller's UDP socket fd with sendmmsg (one system call per up to
-   64 packets), never blocking. The descriptor stays the caller's. Returns the packets sent. */
+   64 packets), never blocking. The descriptor stays the caller's. Returns the packets sent, or
+   WZP_ERR_WOULD_BLOCK when the socket buffer is full: the unsent packets stay queued (none is
+   dropped) and the caller calls again once the socket is writable. Until then datagrams that find
+   the queue full are dropped and counted, and other frames wait inside ngtcp2. */
 WZP_EXPORT int wzp_endpoint_send_ready(wzp_endpoint *ep, int fd, uint64_t now);
 WZP_EXPORT int wzp_endpoint_poll_event(wzp_endpoint *ep, wzp_event *ev, uint8_t *buf,
                                        uint32_t cap);
@@ -146,5 +161,15 @@ WZP_EXPORT int wzp_conn_get_stats(wzp_endpoint *ep, uint64_t conn_id, wzp_conn_s
 WZP_EXPORT int wzp_conn_get_remote(wzp_endpoint *ep, uint64_t conn_id, uint8_t *sa,
                                    uint32_t sacap, uint32_t *salen);
 WZP_EXPORT uint32_t wzp_conn_max_datagram_payload(wzp_endpoint *ep, uint64_t conn_id);
+
+/* The key per-address limits count by: writes it to key (at least 9 bytes) and returns its length,
+   0 for an unsupported address. Exposed so that tests (and the managed mirror of the rule) can
+   check that all of an IPv6 /64 shares one key. */
+/* Tests only: the next `count` calls of send_ready meet a full socket buffer (EAGAIN) before sending
+   anything. Loopback UDP never fills up, so the managed wait for a writable socket needs this. */
+WZP_EXPORT void wzp_test_fail_sends(wzp_endpoint *ep, uint32_t count);
+
+WZP_EXPORT uint32_t wzp_address_bucket(const uint8_t *sa, uint32_t salen, uint8_t *key,
+                                       uint32_t cap);
 
 #endif
