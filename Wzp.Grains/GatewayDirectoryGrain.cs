@@ -191,8 +191,7 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
         else if (entry is not null || Settled)
         {
             // Replaced by a later process, or never registered: the room holds members nobody serves.
-            Log.UnknownGatewayInRoom(_logger, gatewayId, room);
-            GrainFactory.GetGrain<IRoomGrain>(room).EvictGateway(gatewayId, instanceId).Ignore();
+            EvictUnknown(gatewayId, instanceId, room);
         }
         else
         {
@@ -285,8 +284,7 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
             {
                 foreach (var room in noted.Rooms)
                 {
-                    Log.UnknownGatewayInRoom(_logger, gatewayId, room);
-                    GrainFactory.GetGrain<IRoomGrain>(room).EvictGateway(gatewayId, noted.InstanceId).Ignore();
+                    EvictUnknown(gatewayId, noted.InstanceId, room);
                 }
             }
 
@@ -304,6 +302,12 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
         }
 
         return Task.CompletedTask;
+    }
+
+    private void EvictUnknown(string gatewayId, Guid instanceId, string room)
+    {
+        Log.UnknownGatewayInRoom(_logger, gatewayId, room);
+        GrainFactory.GetGrain<IRoomGrain>(room).EvictGateway(gatewayId, instanceId).Ignore();
     }
 
     private void EvictFromRooms(string gatewayId, Entry entry)
