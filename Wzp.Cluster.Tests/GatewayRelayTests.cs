@@ -278,6 +278,48 @@ public sealed class GatewayHandshakeLimitTests(ClusterFixture fixture)
         var carol = await harness.JoinAsync(gateway, room, "carol");
         Assert.NotEqual(0, carol.Slot);
     }
+    [Fact]
+    public async Task ClientsThatNeverFinishAHello_FromManyAddresses_CannotKeepANewcomerOut()
+    {
+        await using var harness = new GatewayHarness(fixture);
+        // Limits of 8 in total and 2 per address instead of 512 and 16, so that the table fills with 8 connections
+        // rather than 512; the rule is the same at any size. HelloTimeout stays at its default (5 s), which the
+        // test outlives.
+        var gateway = await harness.StartGatewayAsync(configure: o =>
+        {
+            o.MaxPendingHandshakes = 8;
+            o.MaxPendingHandshakesPerAddress = 2;
+        });
+        var room = $"room-{Guid.NewGuid():N}";
+        var failures = gateway.Counters.HandshakeFailures;
+
+        // Four addresses, two connections each, that send one byte of a hello and then nothing.
+        var tricklers = new List<Quic.QuicConnection>();
+        for (var address = 2; address <= 5; address++)
+        {
+            for (var i = 0; i < 2; i++)
+            {
+                var connection = await Quic.QuicClient.ConnectAsync("127.0.0.1", gateway.ClientEndPoint.Port,
+                    new Quic.QuicClientOptions { LocalEndPoint = new System.Net.IPEndPoint(System.Net.IPAddress.Parse($"127.0.0.{address}"), 0) });
+                await connection.WriteAsync(new byte[] { 0 });
+                tricklers.Add(connection);
+            }
+        }
+        await Eventually.True(() => Task.FromResult(gateway.Admissions.Count == 8), TimeSpan.FromSeconds(20), "the tricklers fill the table");
+
+        // On the code before the fix this join was refused 'busy' until the tricklers timed out.
+        var alice = await harness.JoinAsync(gateway, room, "alice");
+        var bob = await harness.JoinAsync(gateway, room, "bob");
+        Assert.NotEqual(alice.Slot, bob.Slot);
+        // Alice took the oldest trickler's place; once she had joined, her place was free for bob.
+        Assert.Equal(1, gateway.Admissions.PushedOut);
+
+        // The rest are closed at the hello deadline; nothing of them stays in the table.
+        await Task.WhenAll(tricklers.Select(c => c.Closed.WaitAsync(TimeSpan.FromSeconds(20))));
+        foreach (var connection in tricklers) await connection.DisposeAsync();
+        Assert.Equal(8, gateway.Counters.HandshakeFailures - failures);
+        await Eventually.True(() => Task.FromResult(gateway.Admissions.Count == 0), TimeSpan.FromSeconds(20), "the table empties");
+    }
 }
 
 /// <summary>Gateway links under rekey and under loss of one side's state.</summary>

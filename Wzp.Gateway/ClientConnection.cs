@@ -32,9 +32,20 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
         var closeCode = CloseNormal;
         var reason = "bye";
         var handshakeStarted = server.Histograms.Timestamp();
+        Admissions.Ticket? admission = null;
         try
         {
-            session = await HandshakeAsync(control, lifetime.Token).ConfigureAwait(false);
+            admission = server.Admissions.TryEnter(connection.RemoteEndPoint.Address);
+            if (admission is null)
+            {
+                server.Counters.OnHandshakeFailure();
+                server.Histograms.RecordHandshake(handshakeStarted, succeeded: false);
+                control.TrySend(new Error(ErrorCodes.Busy, "too many clients connecting; retry shortly"));
+                closeCode = CloseProtocolError;
+                reason = "busy";
+                return;
+            }
+            session = await HandshakeAsync(control, admission, lifetime.Token).ConfigureAwait(false);
             server.Histograms.RecordHandshake(handshakeStarted, session is not null);
             if (session is null)
             {
@@ -42,7 +53,10 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
                 reason = "handshake failed";
                 return;
             }
+            // The place is held until the join ends, so joins in progress are bounded like handshakes.
             member = await JoinAsync(session, control).ConfigureAwait(false);
+            admission.Dispose();
+            admission = null;
             if (member is null)
             {
                 closeCode = CloseProtocolError;
@@ -77,6 +91,7 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
         }
         finally
         {
+            admission?.Dispose();
             connection.SetDatagramHandler(server.DropUnknownDatagram);
             if (member is not null) await server.LeaveAsync(member).ConfigureAwait(false);
             control.CompleteSending();
@@ -89,29 +104,23 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
         }
     }
 
-    private async Task<GatewaySession?> HandshakeAsync(ControlStream control, CancellationToken cancellationToken)
+    private async Task<GatewaySession?> HandshakeAsync(ControlStream control, Admissions.Ticket admission, CancellationToken cancellationToken)
     {
         var address = connection.RemoteEndPoint.Address;
-        if (!server.TryEnterHandshake(address))
-        {
-            server.Counters.OnHandshakeFailure();
-            control.TrySend(new Error(ErrorCodes.Busy, "too many handshakes in progress; retry shortly"));
-            return null;
-        }
         if (server.Tokens is { } tokens && !tokens.Admits(address))
         {
             // Before any work of the handshake: an address that guessed wrong too often gets nothing to guess with.
-            server.ExitHandshake(address);
             server.Counters.OnHandshakeFailure();
             control.TrySend(new Error(ErrorCodes.Unauthorized, "too many wrong tokens from this address; retry later"));
             return null;
         }
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(_options.HandshakeTimeout);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, admission.PushedOut);
+        var started = server.Time.GetTimestamp();
+        timeout.CancelAfter(_options.HelloTimeout < _options.HandshakeTimeout ? _options.HelloTimeout : _options.HandshakeTimeout);
         using var handshake = new GatewayHandshake(server.Keys.Identity, server.Keys.Credential, server.HandshakeOptions, server.Time);
         try
         {
-            var result = await StepsAsync(handshake, control, timeout.Token).ConfigureAwait(false);
+            var result = await StepsAsync(handshake, control, timeout, admission, started).ConfigureAwait(false);
             if (result.Succeeded) return result.Value;
             // Only a confirm whose MAC verified reaches the token check, so this is a wrong token and not noise.
             if (result.Failure!.Code == ErrorCodes.Unauthorized) server.Tokens?.OnWrongToken(address);
@@ -123,7 +132,9 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
         catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
             server.Counters.OnHandshakeFailure();
-            control.TrySend(new Error(ErrorCodes.BadRequest, "handshake timed out"));
+            control.TrySend(admission.PushedOut.IsCancellationRequested
+                ? new Error(ErrorCodes.Busy, "too many clients connecting and no hello from this one yet; retry shortly")
+                : new Error(ErrorCodes.BadRequest, "handshake timed out"));
             return null;
         }
         catch (ControlFrameException)
@@ -131,21 +142,21 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
             server.Counters.OnHandshakeFailure();
             throw;
         }
-        finally
-        {
-            server.ExitHandshake(address);
-        }
     }
 
-    private static async Task<Step<GatewaySession>> StepsAsync(GatewayHandshake handshake, ControlStream control, CancellationToken cancellationToken)
+    private async Task<Step<GatewaySession>> StepsAsync(GatewayHandshake handshake, ControlStream control, CancellationTokenSource timeout,
+        Admissions.Ticket admission, long started)
     {
         // Before the handshake completes only hello and confirm are accepted (PROTOCOL.md §3).
-        if (await control.ReadAsync(cancellationToken).ConfigureAwait(false) is not Hello hello)
+        if (await control.ReadAsync(timeout.Token).ConfigureAwait(false) is not Hello hello)
             return Step<GatewaySession>.Fail(ErrorCodes.BadRequest, "expected hello");
+        admission.SaidHello();
+        var left = _options.HandshakeTimeout - server.Time.GetElapsedTime(started);
+        timeout.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.Zero);
         var welcome = handshake.OnHello(hello);
         if (!welcome.Succeeded) return Step<GatewaySession>.Fail(welcome.Failure!.Code, welcome.Failure.Message);
         control.TrySend(welcome.Value!);
-        if (await control.ReadAsync(cancellationToken).ConfigureAwait(false) is not Confirm confirm)
+        if (await control.ReadAsync(timeout.Token).ConfigureAwait(false) is not Confirm confirm)
             return Step<GatewaySession>.Fail(ErrorCodes.BadRequest, "expected confirm");
         return handshake.OnConfirm(confirm);
     }

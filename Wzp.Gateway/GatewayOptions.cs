@@ -60,11 +60,19 @@ public sealed class GatewayOptions
     /// <summary>QUIC connections at once, in total. Defaults to 10 000.</summary>
     public int MaxConnections { get; set; } = 10_000;
 
-    /// <summary>Handshakes in progress at once, in total; more are refused with <c>busy</c>. Defaults to 512.</summary>
+    /// <summary>
+    /// Clients being admitted at once (from their QUIC connection through the handshake to the end of their join),
+    /// in total. When it is full, the oldest client that has not sent a complete <c>hello</c> yet makes room for a
+    /// newcomer; if every client is past <c>hello</c>, newcomers are refused with <c>busy</c>. Defaults to 512.
+    /// </summary>
     public int MaxPendingHandshakes { get; set; } = 512;
 
-    /// <summary>Handshakes in progress at once from one IP address. Defaults to 16.</summary>
+    /// <summary>Clients being admitted at once from one IPv4 address or IPv6 /64. Defaults to 16.</summary>
     public int MaxPendingHandshakesPerAddress { get; set; } = 16;
+
+    /// <summary>Time a client has from connecting to a complete <c>hello</c>. Defaults to 5 seconds (a client sends it
+    /// one round trip after connecting; the time allows for lost packets).</summary>
+    public TimeSpan HelloTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Time a client has from connecting to a valid <c>confirm</c>. Defaults to 10 seconds.</summary>
     public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
@@ -171,6 +179,8 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         if (options.MaxPendingHandshakes < 1 || options.MaxPendingHandshakesPerAddress < 1)
             failures.Add("Gateway:MaxPendingHandshakes and MaxPendingHandshakesPerAddress must be at least 1.");
         if (options.HandshakeTimeout <= TimeSpan.Zero) failures.Add("Gateway:HandshakeTimeout must be positive.");
+        if (options.HelloTimeout <= TimeSpan.Zero || options.HelloTimeout > options.HandshakeTimeout)
+            failures.Add("Gateway:HelloTimeout must be positive and at most Gateway:HandshakeTimeout.");
         if (options.RekeyDebounce < TimeSpan.Zero) failures.Add("Gateway:RekeyDebounce must not be negative.");
         if (options.MemberRekeyDeadline <= options.RekeyDebounce)
             failures.Add("Gateway:MemberRekeyDeadline must be longer than Gateway:RekeyDebounce.");

@@ -22,7 +22,6 @@ public sealed partial class GatewayServer : IAsyncDisposable
 
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
-    private readonly ConcurrentDictionary<IPAddress, int> _pendingByAddress = new();
     private readonly ConcurrentDictionary<(string Room, long Epoch), RekeyWait> _rekeyWaits = new();
     private readonly ConcurrentDictionary<Task, byte> _clients = new();
     private readonly CancellationTokenSource _stopping = new();
@@ -33,7 +32,6 @@ public sealed partial class GatewayServer : IAsyncDisposable
     private QuicListener? _listener;
     private Task _acceptLoop = Task.CompletedTask;
     private Task _tickLoop = Task.CompletedTask;
-    private int _pendingTotal;
     private volatile bool _crashed;
 
     public GatewayServer(GatewayOptions options, GatewayKeys keys, IGrainFactory grainFactory, IOptions<ControlPlaneOptions> controlPlane,
@@ -47,6 +45,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
         _logger = _loggerFactory.CreateLogger<GatewayServer>();
         Counters = new GatewayCounters(options.GatewayId);
         Histograms = new GatewayHistograms(options.GatewayId, Time);
+        Admissions = new Admissions(options.MaxPendingHandshakes, options.MaxPendingHandshakesPerAddress);
         Tokens = options.Token.Length == 0 ? null : new TokenGuard(options.Token, options.MaxTokenFailuresPerAddress, options.TokenFailureWindow, Time, Counters);
         HandshakeOptions = new GatewayHandshakeOptions
         {
@@ -77,6 +76,9 @@ public sealed partial class GatewayServer : IAsyncDisposable
 
     /// <summary>The access token check and its per-address limit; null when no token is required.</summary>
     internal TokenGuard? Tokens { get; }
+
+    /// <summary>Clients between connection and joining, bounded (<see cref="GatewayOptions.MaxPendingHandshakes"/>).</summary>
+    internal Admissions Admissions { get; }
 
     public TimeProvider Time { get; }
 
@@ -194,29 +196,6 @@ public sealed partial class GatewayServer : IAsyncDisposable
             _clients.TryAdd(client, 0);
             _ = client.ContinueWith(t => _clients.TryRemove(t, out _), TaskScheduler.Default);
         }
-    }
-
-    internal bool TryEnterHandshake(IPAddress address)
-    {
-        if (Interlocked.Increment(ref _pendingTotal) > Options.MaxPendingHandshakes)
-        {
-            Interlocked.Decrement(ref _pendingTotal);
-            return false;
-        }
-        var perAddress = _pendingByAddress.AddOrUpdate(address, 1, static (_, n) => n + 1);
-        if (perAddress > Options.MaxPendingHandshakesPerAddress)
-        {
-            ExitHandshake(address);
-            return false;
-        }
-        return true;
-    }
-
-    internal void ExitHandshake(IPAddress address)
-    {
-        Interlocked.Decrement(ref _pendingTotal);
-        var left = _pendingByAddress.AddOrUpdate(address, 0, static (_, n) => n - 1);
-        if (left <= 0) _pendingByAddress.TryRemove(new KeyValuePair<IPAddress, int>(address, left));
     }
 
     internal void AddMember(LocalMember member)

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -99,19 +98,7 @@ internal sealed class TokenGuard
         }
     }
 
-    /// <summary>An IPv4 address (also when mapped into IPv6) as itself, an IPv6 address by its /64.</summary>
-    private static UInt128 Key(IPAddress address)
-    {
-        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
-        Span<byte> bytes = stackalloc byte[16];
-        address.TryWriteBytes(bytes, out var written);
-        if (address.AddressFamily == AddressFamily.InterNetworkV6)
-        {
-            bytes[8..].Clear();
-            return new UInt128(System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(bytes), 1);
-        }
-        return System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(bytes[..written]);
-    }
+    private static UInt128 Key(IPAddress address) => AddressKey.Of(address);
 
     private sealed class Failures(long windowStart)
     {
