@@ -7,6 +7,7 @@ packages=(
   libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev       # ngtcp2 0.12 + GnuTLS headers and libraries
   ngtcp2-client ngtcp2-server gnutls-bin                          # independent QUIC peers for tests
   clang libclang-rt-14-dev                                        # libFuzzer targets (scripts/fuzz.sh)
+  afl++                                                           # managed fuzz targets (scripts/fuzz-managed.sh)
   redis-server                                                    # scale-out clustering and its tests
   espeak-ng sox                                                   # speech audio for end-to-end tests
 )
@@ -20,3 +21,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v dotnet >/dev/null || { echo "dotnet SDK 10 is required on PATH (https://dot.net)" >&2; exit 1; }
+# SharpFuzz's instrumenter for the managed fuzz targets, pinned in dotnet-tools.json.
+(cd "$(dirname "$0")/.." && dotnet tool restore >/dev/null)
