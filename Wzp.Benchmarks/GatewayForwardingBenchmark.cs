@@ -764,6 +764,11 @@ public static class GatewayForwardingBenchmark
             EndPoint = new IPEndPoint(IPAddress.Loopback, 0),
             CertificatePath = Path.Combine(directory, "raw-cert.pem"),
             PrivateKeyPath = Path.Combine(directory, "raw-key.pem"),
+            // Receivers here only listen and all come from 127.0.0.1: without these the listener closes them as silent
+            // connections after 5 s and refuses more than 128 at once (issue 12's defaults for a public listener).
+            SilentConnectionTimeout = TimeSpan.FromMinutes(30),
+            MaxSilentConnections = 4096,
+            MaxSilentConnectionsPerAddress = 4096,
         }));
 
         public async Task WaitForRoomsAsync(int connections)

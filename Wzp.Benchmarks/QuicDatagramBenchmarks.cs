@@ -55,6 +55,11 @@ public class QuicDatagramBenchmarks
             EndPoint = new IPEndPoint(IPAddress.Loopback, 0),
             CertificatePath = Path.Combine(_dir, "cert.pem"),
             PrivateKeyPath = Path.Combine(_dir, "key.pem"),
+            // Receivers here only listen and all come from 127.0.0.1: without these the listener closes them as silent
+            // connections after 5 s and refuses more than 128 at once (issue 12's defaults for a public listener).
+            SilentConnectionTimeout = TimeSpan.FromMinutes(30),
+            MaxSilentConnections = 4096,
+            MaxSilentConnectionsPerAddress = 4096,
         });
 
         // (a): one connection; the server counts what arrives.
