@@ -111,10 +111,11 @@ internal sealed class Admissions(int maxTotal, int maxPerAddress)
 
         internal void PushOut() => _pushedOut.Cancel();
 
+        /// <remarks>The token source is left undisposed on purpose: a newcomer may push this client out at the
+        /// moment it ends, and a source with no timer holds nothing to free.</remarks>
         public void Dispose()
         {
             lock (_table._lock) _table.ReleaseLocked(this);
-            _pushedOut.Dispose();
         }
     }
 }
