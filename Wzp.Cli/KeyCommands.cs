@@ -63,6 +63,7 @@ internal static class KeyCommands
         var command = new Command("cluster", "Manage the cluster key that signs gateway credentials (scale-out deployments).");
         command.Subcommands.Add(ClusterInit(console));
         command.Subcommands.Add(ClusterIssue(console));
+        command.Subcommands.Add(ClusterTls(console));
         return command;
     }
 
@@ -89,6 +90,39 @@ internal static class KeyCommands
             using var cluster = SeedFile.LoadOrCreate(path, out var created);
             console.Out.WriteLine(created ? $"created cluster key {path}" : $"cluster key {path} already exists; kept");
             console.Out.WriteLine($"cluster fingerprint {cluster.Fingerprint}");
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private static Command ClusterTls(CliConsole console)
+    {
+        var output = new Option<string>("--out", "-o")
+        {
+            Description = "The PEM file to write (certificate and private key, mode 0600). Refuses to replace an existing file.",
+            Required = true,
+        };
+        var years = new Option<int>("--years") { Description = "Validity in years, starting now.", DefaultValueFactory = _ => 10 };
+        var command = new Command("tls",
+            "Create the certificate that authenticates Orleans traffic between silos and gateways (scale-out mode, mutual TLS). " +
+            "Give the same file to every silo and gateway as Orleans:Tls:CertificateFile; a node without it can neither join nor " +
+            "reach the cluster. Keep it as secret as the cluster key.")
+        {
+            output, years,
+        };
+        command.Validators.Add(result =>
+        {
+            if (result.GetResult(years) is { Implicit: false } && result.GetValue(years) is < 1 or > 100) result.AddError("--years must be 1 to 100");
+        });
+        command.SetAction(parse =>
+        {
+            var path = parse.GetValue(output)!;
+            if (File.Exists(path)) throw new CliFailureException($"'{path}' exists; kept (a new certificate would lock out every node that has the old one)");
+            var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+            if (!Directory.Exists(directory)) throw new CliFailureException($"no directory '{directory}'");
+            var thumbprint = Wzp.Gateway.ControlPlaneTls.Create(path, parse.GetValue(years));
+            console.Out.WriteLine($"created control-plane certificate {path} (SHA-256 {thumbprint})");
+            console.Out.WriteLine($"give it to every silo and gateway: Orleans__Tls__CertificateFile={Path.GetFullPath(path)}");
             return ExitCodes.Success;
         });
         return command;

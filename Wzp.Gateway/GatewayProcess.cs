@@ -28,6 +28,9 @@ public static partial class GatewayProcess
     {
         ArgumentNullException.ThrowIfNull(builder);
         var cluster = GatewayClusterSettings.Read(builder.Configuration);
+        var redis = cluster.Mode == GatewayClusterSettings.Redis;
+        var tlsSettings = ControlPlaneTlsSettings.Read(builder.Configuration, redis);
+        var tls = tlsSettings.IsOn(redis) ? ControlPlaneTls.Load(tlsSettings) : null;
         // Telemetry first: hosted services start in order, and /healthz must answer (unhealthy) while the
         // Orleans client is still waiting for a silo.
         builder.Services.AddWzpTelemetry(builder.Configuration, "wzp-gateway", DefaultTelemetryEndpoint, GatewayCounters.MeterName);
@@ -50,6 +53,7 @@ public static partial class GatewayProcess
             client.Configure<ClientMessagingOptions>(builder.Configuration.GetSection("Orleans:Messaging"));
             // Gateways may start before any silo: keep trying rather than exit, so start order never matters.
             client.UseConnectionRetryFilter<RetryUntilStopped>();
+            if (tls is not null) client.UseTls(tls.Certificate, tls.Configure);
         });
         builder.Services.AddWzpGateway(builder.Configuration, allInOne: false);
         return builder;

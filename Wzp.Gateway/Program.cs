@@ -20,9 +20,18 @@ if (GatewayProcess.CheckCredential(builder.Configuration, TimeProvider.System) i
     return GatewayProcess.StartupFailureExitCode;
 }
 
+try
+{
+    builder.AddWzpGatewayProcess();
+}
+catch (Exception e) when (e is Microsoft.Extensions.Options.OptionsValidationException or InvalidOperationException)
+{
+    using var loggers = LoggerFactory.Create(logging => logging.AddConsole());
+    GatewayProcess.LogRefusal(loggers.CreateLogger("Wzp.Gateway"), e.Message);
+    return GatewayProcess.StartupFailureExitCode;
+}
 if (!await RedisWait.BeforeStartAsync(builder.Configuration, "Wzp.Gateway")) return 130;
 
-builder.AddWzpGatewayProcess();
 await builder.Build().RunAsync();
 // GatewayHost sets a non-zero exit code when the gateway could not start (e.g. its port is taken).
 return Environment.ExitCode;

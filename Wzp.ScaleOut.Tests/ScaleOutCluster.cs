@@ -31,7 +31,13 @@ public sealed partial class ScaleOutCluster : IDisposable
         // before any gateway races another to create it.
         ResetKeyFile = Path.Combine(directory, "quic-reset.seed");
         SeedFile.LoadOrCreateSecret(ResetKeyFile, out _);
+        // The control plane's TLS certificate (on by default in the scale-out mode), made as 'wzp cluster tls' does.
+        TlsCertificateFile = Path.Combine(directory, "control-plane.pem");
+        Wzp.Gateway.ControlPlaneTls.Create(TlsCertificateFile, years: 1);
     }
+
+    /// <summary>The control-plane certificate every process of this cluster is given (Orleans:Tls:CertificateFile).</summary>
+    public string TlsCertificateFile { get; }
 
     /// <summary>The stateless-reset key every gateway of this cluster uses.</summary>
     public string ResetKeyFile { get; }
@@ -61,6 +67,7 @@ public sealed partial class ScaleOutCluster : IDisposable
         ["Orleans__ServiceId"] = _clusterId,
         ["Orleans__Clustering__Mode"] = "Redis",
         ["Orleans__Clustering__RedisConnectionString"] = Redis.ConnectionString,
+        ["Orleans__Tls__CertificateFile"] = TlsCertificateFile,
         ["Orleans__Membership__ProbeTimeout"] = "00:00:01",
         ["Orleans__Membership__NumMissedProbesLimit"] = "2",
         ["Orleans__Membership__IAmAliveTablePublishTimeout"] = "00:00:02",
@@ -77,11 +84,13 @@ public sealed partial class ScaleOutCluster : IDisposable
         ["DOTNET_gcServer"] = "0",
     };
 
-    public SiloProcess StartSilo()
+    /// <param name="tlsCertificateFile">Another control-plane certificate than the cluster's (a node that must be refused).</param>
+    public SiloProcess StartSilo(string? tlsCertificateFile = null)
     {
         var index = Silos.Count + 1;
         var telemetry = Ports.FreeTcp();
         var environment = CommonEnvironment();
+        if (tlsCertificateFile is not null) environment["Orleans__Tls__CertificateFile"] = tlsCertificateFile;
         environment["Gateway__HostInSilo"] = "false";
         environment["Orleans__Clustering__SiloPort"] = Ports.FreeTcp().ToString(CultureInfo.InvariantCulture);
         environment["Orleans__Clustering__GatewayPort"] = Ports.FreeTcp().ToString(CultureInfo.InvariantCulture);
@@ -106,12 +115,14 @@ public sealed partial class ScaleOutCluster : IDisposable
     }
 
     /// <param name="processName">The name in logs and diagnostics (a restart under the same id gets its own).</param>
-    public GatewayProcess StartGateway(string gatewayId, string? processName = null)
+    /// <param name="tlsCertificateFile">Another control-plane certificate than the cluster's (a node that must be refused).</param>
+    public GatewayProcess StartGateway(string gatewayId, string? processName = null, string? tlsCertificateFile = null)
     {
         var dataDirectory = Path.Combine(Directory, gatewayId);
         var quicPort = Ports.FreeUdp();
         var telemetry = Ports.FreeTcp();
         var environment = CommonEnvironment();
+        if (tlsCertificateFile is not null) environment["Orleans__Tls__CertificateFile"] = tlsCertificateFile;
         environment["Gateway__GatewayId"] = gatewayId;
         environment["Gateway__ListenAddress"] = $"127.0.0.1:{quicPort}";
         environment["Gateway__DataDirectory"] = dataDirectory;

@@ -15,7 +15,16 @@ var hostsGateway = builder.Configuration.GetValue("Gateway:HostInSilo", true);
 // Metrics and /healthz on Telemetry:PrometheusEndpoint (default http://127.0.0.1:9464/); added first so that
 // /healthz answers (unhealthy) while the silo is still joining the cluster.
 builder.AddWzpSiloTelemetry(hostsGateway);
-builder.AddWzpSilo();
+try
+{
+    builder.AddWzpSilo();
+}
+catch (Exception e) when (e is Microsoft.Extensions.Options.OptionsValidationException or InvalidOperationException)
+{
+    // Unusable settings (the scale-out mode without its TLS certificate, for one): say what to do, no stack trace.
+    Console.Error.WriteLine($"Wzp.Silo: {e.Message}");
+    return 2;
+}
 if (hostsGateway)
     builder.Services.AddWzpGateway(builder.Configuration, allInOne: true);
 // A silo started before Redis is reachable waits for it (and says so) instead of failing inside Orleans' start.

@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Orleans.Configuration;
+using Wzp.Gateway;
 using Wzp.Grains;
 
 namespace Wzp.Silo;
@@ -22,6 +23,8 @@ public static class SiloHostBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         var orleans = WzpOrleansOptions.Read(builder.Configuration);
+        var tlsSettings = ControlPlaneTlsSettings.Read(builder.Configuration, orleans.Clustering.Mode == ClusteringMode.Redis);
+        var tls = tlsSettings.IsOn(orleans.Clustering.Mode == ClusteringMode.Redis) ? ControlPlaneTls.Load(tlsSettings) : null;
 
         // Services.AddOrleans rather than UseOrleans: UseOrleans hands the host configuration to Orleans, which
         // then reads our Orleans:Clustering section as its own provider syntax (Orleans:Clustering:ProviderType)
@@ -49,6 +52,7 @@ public static class SiloHostBuilderExtensions
             // Failure detection timings (ProbeTimeout, NumMissedProbesLimit, ...) stay Orleans' defaults unless the
             // operator sets them here; tests shorten them to see a killed silo declared dead quickly.
             silo.Configure<ClusterMembershipOptions>(builder.Configuration.GetSection("Orleans:Membership"));
+            if (tls is not null) silo.UseTls(tls.Certificate, tls.Configure);
             silo.AddWzpControlPlane(builder.Configuration);
             configureSilo?.Invoke(silo);
         });
