@@ -166,6 +166,9 @@ public sealed class ChildProcess : IDisposable
         }
     }
 
+    /// <summary>SIGTERM: the process shuts down gracefully (Ctrl+C, a service manager's stop).</summary>
+    public void Terminate() => Signal(15);
+
     /// <summary>SIGSTOP: the process hangs with every socket open (what a stuck machine or a long GC pause looks
     /// like to its peers), until <see cref="Resume"/>.</summary>
     public void Pause() => Signal(19);
