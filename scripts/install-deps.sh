@@ -8,6 +8,7 @@ packages=(
   ngtcp2-client ngtcp2-server gnutls-bin                          # independent QUIC peers for tests
   clang libclang-rt-14-dev                                        # libFuzzer targets (scripts/fuzz.sh)
   redis-server                                                    # scale-out clustering and its tests
+  nats-server                                                     # scale-out room events (JetStream) and their tests
   espeak-ng sox                                                   # speech audio for end-to-end tests
 )
 missing=()
