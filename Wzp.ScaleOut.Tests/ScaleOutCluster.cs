@@ -77,11 +77,15 @@ public sealed partial class ScaleOutCluster : IDisposable
         ["DOTNET_gcServer"] = "0",
     };
 
+    /// <summary>Settings every silo started from now on gets on top of the common ones (room events, webhooks).</summary>
+    public Dictionary<string, string> SiloEnvironment { get; } = [];
+
     public SiloProcess StartSilo()
     {
         var index = Silos.Count + 1;
         var telemetry = Ports.FreeTcp();
         var environment = CommonEnvironment();
+        foreach (var (key, value) in SiloEnvironment) environment[key] = value;
         environment["Gateway__HostInSilo"] = "false";
         environment["Orleans__Clustering__SiloPort"] = Ports.FreeTcp().ToString(CultureInfo.InvariantCulture);
         environment["Orleans__Clustering__GatewayPort"] = Ports.FreeTcp().ToString(CultureInfo.InvariantCulture);
