@@ -58,9 +58,8 @@ public static class RoomEventsSiloBuilderExtensions
             silo.AddMemoryStreams(RoomActivity.StreamProvider, configurator =>
             {
                 configurator.ConfigurePartitioning(events.Partitions);
+                // The pulling agents keep Orleans' 100 ms poll: webhooks need no lower latency, and every poll is a grain call.
                 configurator.ConfigureStreamPubSub(StreamPubSubType.ImplicitOnly);
-                // The pulling agents' default of 100 ms per poll adds up to that much to every event's delivery.
-                configurator.ConfigurePullingAgent(options => options.Configure(agent => agent.GetQueueMsgsTimerPeriod = TimeSpan.FromMilliseconds(20)));
             });
         }
 

@@ -122,7 +122,7 @@ public sealed partial class RoomWebhookGrain : Grain, IRoomWebhookGrain, IStream
             Log.LostAtDeactivation(_logger, pending, reason.Description);
         }
 
-        _deactivating.Dispose();
+        // Not disposed: a delivery loop may still read its token on the way out.
         return base.OnDeactivateAsync(reason, cancellationToken);
     }
 
