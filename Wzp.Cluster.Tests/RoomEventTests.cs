@@ -52,6 +52,32 @@ public sealed class RoomEventTests(RoomEventsFixture fixture)
     }
 
     [Fact]
+    public async Task RejoinAndGatewayLoss_LeaveWithReasonsReplacedAndGatewayGone()
+    {
+        var data = new TestData(1704);
+        var room = data.RoomName();
+        await using var first = await TestGateway.StartAsync(fixture.Client, fixture.Options, data.GatewayId());
+        await using var second = await TestGateway.StartAsync(fixture.Client, fixture.Options, data.GatewayId());
+        var (alice, bob) = (data.Member(), data.Member());
+
+        var a = await first.JoinAsync(room, alice);
+        var b = await second.JoinAsync(room, bob);
+        var again = await first.JoinAsync(room, alice); // the same identity: replaces its former self
+        await fixture.Client.GetGrain<IRoomGrain>(room).EvictGateway(second.Id, Guid.Empty);
+
+        await Eventually.True(() => fixture.Receiver.Of(room).Count >= 6, Patience, "the receiver got the six events");
+        var events = fixture.Receiver.Of(room);
+        Assert.Equal(
+            [
+                "room_started 0", $"participant_joined {a.Slot}", $"participant_joined {b.Slot}",
+                $"participant_left {a.Slot} replaced", $"participant_joined {again.Slot}", $"participant_left {b.Slot} gateway_gone",
+            ],
+            events.Select(e => $"{e.Event} {e.Slot}{(e.Reason is null ? "" : " " + e.Reason)}"));
+        Assert.All(events.Zip(events.Skip(1)), pair => Assert.Equal(pair.First.Sequence + 1, pair.Second.Sequence));
+        Assert.Equal(bob.Fingerprint.ToString(), events[5].Json.GetProperty("participant").GetProperty("fingerprint").GetString());
+    }
+
+    [Fact]
     public async Task ReceiverDownForAWhile_GetsTheEventsAfterItRecovers_InOrder()
     {
         var data = new TestData(1702);
