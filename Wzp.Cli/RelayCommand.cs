@@ -41,12 +41,18 @@ internal static class RelayCommand
             Description = "Issuer key file whose grants are accepted (from 'wzp grant key new': an HS256 secret, an Ed25519 key or its .pub). Repeat for several.",
             AllowMultipleArgumentsPerToken = false,
         };
+        var webhooks = new Option<string[]>("--webhook")
+        {
+            Description = "URL that gets every room event as signed JSON (docs/operations.md, 'Room events and webhooks'). Repeat for several.",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var webhookSecret = new Option<string?>("--webhook-secret") { Description = "File with the shared secret that signs webhook requests (at least 16 characters, e.g. 'openssl rand -hex 32')." };
         var command = new Command("relay",
             "Run the all-in-one relay: an Orleans silo with localhost clustering and a gateway on 127.0.0.1:4433. " +
             "On first start it creates the cluster key, the gateway identity and its credential (in --data-dir), then prints " +
             "the cluster fingerprint and the command to join. Stop it with Ctrl+C.")
         {
-            listen, dataDir, siloPort, orleansPort, verbose, requireGrants, grantKeys,
+            listen, dataDir, siloPort, orleansPort, verbose, requireGrants, grantKeys, webhooks, webhookSecret,
         };
         command.Validators.Add(result =>
         {
@@ -57,6 +63,7 @@ internal static class RelayCommand
             var keys = result.GetValue(grantKeys) ?? [];
             if (result.GetValue(requireGrants) && keys.Length == 0) result.AddError("--require-grants needs at least one --grant-key FILE (create one with 'wzp grant key new --out FILE')");
             if (!result.GetValue(requireGrants) && keys.Length > 0) result.AddError("--grant-key is only used with --require-grants");
+            if ((result.GetValue(webhooks) ?? []).Length > 0 != result.GetValue(webhookSecret) is not null) result.AddError("--webhook and --webhook-secret FILE go together");
         });
         command.SetAction((parse, cancellationToken) => RunAsync(
             console,
@@ -66,12 +73,13 @@ internal static class RelayCommand
             parse.GetValue(orleansPort),
             parse.GetValue(verbose),
             parse.GetValue(requireGrants) ? parse.GetValue(grantKeys) ?? [] : null,
+            (parse.GetValue(webhooks) ?? [], parse.GetValue(webhookSecret)),
             cancellationToken));
         return command;
     }
 
     private static async Task<int> RunAsync(CliConsole console, string listen, string dataDirectory, int? siloPort, int? orleansPort, bool verbose,
-        string[]? grantKeyFiles, CancellationToken cancellationToken)
+        string[]? grantKeyFiles, (string[] Urls, string? SecretFile) webhooks, CancellationToken cancellationToken)
     {
         WzpPaths.CreatePrivateDirectory(dataDirectory);
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ContentRootPath = ContentRoot.Find(), Args = [] });
@@ -84,6 +92,8 @@ internal static class RelayCommand
         if (siloPort is { } s) overrides["Orleans:Clustering:SiloPort"] = s.ToString(CultureInfo.InvariantCulture);
         if (orleansPort is { } o) overrides["Orleans:Clustering:GatewayPort"] = o.ToString(CultureInfo.InvariantCulture);
         var grantKeyIds = grantKeyFiles is null ? null : AddGrantKeys(grantKeyFiles, overrides);
+        for (var i = 0; i < webhooks.Urls.Length; i++) overrides[$"Webhooks:Urls:{i}"] = webhooks.Urls[i];
+        if (webhooks.SecretFile is not null) overrides["Webhooks:SecretFile"] = Path.GetFullPath(webhooks.SecretFile);
         builder.Configuration.AddInMemoryCollection(overrides);
         builder.Logging.ClearProviders();
         // The relay's own lines go to the console; the silo's chatter only with --verbose or when it matters.
@@ -108,6 +118,7 @@ internal static class RelayCommand
             console.Out.WriteLine(grantKeyIds is null
                 ? "open relay: anyone who reaches it can join any room (require grants with --require-grants --grant-key FILE)"
                 : $"grants required: members need a grant signed by {string.Join(", ", grantKeyIds)} ('wzp grant issue', then 'wzp join --token')");
+            if (webhooks.Urls.Length > 0) console.Out.WriteLine($"room events go to {webhooks.Urls.Length} webhook URL(s), signed with the secret in {webhooks.SecretFile}");
             console.Out.WriteLine($"join with: wzp join myroom --gateway {joinAddress} --pin {fingerprint}");
             console.Out.Flush();
             await host.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);

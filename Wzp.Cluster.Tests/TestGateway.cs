@@ -38,12 +38,15 @@ public sealed class TestGateway : IAsyncDisposable
 
     public IEnumerable<RoomEvent> EventsOf(string room) => _events.Where(e => e.Room == room).OrderBy(e => e.Version);
 
-    public static async Task<TestGateway> StartAsync(ClusterFixture fixture, string gatewayId)
+    public static Task<TestGateway> StartAsync(ClusterFixture fixture, string gatewayId) =>
+        StartAsync(fixture.Client, fixture.Options, gatewayId);
+
+    public static async Task<TestGateway> StartAsync(IClusterClient client, ControlPlaneOptions options, string gatewayId)
     {
         var agent = new GatewayAgent(
-            fixture.Client,
+            client,
             new GatewayIdentity(gatewayId, "127.0.0.1:0", ImmutableArray.Create<byte>(1, 2, 3)),
-            Options.Create(fixture.Options));
+            Options.Create(options));
         var gateway = new TestGateway(agent);
         await agent.StartAsync(CancellationToken.None);
         return gateway;

@@ -143,11 +143,13 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             }
 
             Log.MemberReplaced(_logger, RoomName, previous.Slot, previous.GatewayId);
+            OnMemberGone(previous, ParticipantLeaveReason.Replaced);
         }
 
         var member = new RoomMember(AllocateSlot(), request.Fingerprint, request.Alias, request.GatewayId);
         _members.Add(member.Slot, member);
         gateway.MemberCount++;
+        OnMemberJoined(member);
         Advance(RoomChangeReason.Joined, [member], [.. replaced, .. stale], former, advanceEpoch: true);
         Log.MemberJoined(_logger, RoomName, member.Slot, member.GatewayId, _epoch);
         return new JoinResult(JoinStatus.Joined, member.Slot, _epoch, Snapshot());
@@ -166,6 +168,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         }
 
         _members.Remove(member.Slot);
+        OnMemberGone(member, ParticipantLeaveReason.Left);
         var former = ReleaseGatewayMember(member.GatewayId);
         Advance(RoomChangeReason.Left, [], [member.Slot], former, advanceEpoch: true);
         Log.MemberLeft(_logger, RoomName, member.Slot, member.GatewayId, _epoch);
@@ -188,6 +191,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
         _members.Remove(member.Slot);
         if (_kicked.Count < MaxKicked) _kicked.Add(member.Fingerprint);
+        OnMemberGone(member, ParticipantLeaveReason.Kicked, request.BySlot);
         var former = ReleaseGatewayMember(member.GatewayId);
         // The kicked member's gateway sees it gone with this reason and tells it 'kicked' before closing it.
         Advance(RoomChangeReason.Kicked, [], [member.Slot], former, advanceEpoch: true);
@@ -297,6 +301,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
         if (restored.Count > 0)
         {
+            OnMembersRestored();
             _version = Math.Max(_version, request.LastVersion);
             _epoch = Math.Max(_epoch, request.LastEpoch);
             Advance(RoomChangeReason.Restored, restored.ToImmutable(), stale, formerGateways: [], advanceEpoch: !stale.IsEmpty);
@@ -416,15 +421,16 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         return gateway;
     }
 
-    private ImmutableArray<ushort> RemoveMembersOf(string gatewayId)
+    private ImmutableArray<ushort> RemoveMembersOf(string gatewayId, RoomChangeReason reason = RoomChangeReason.GatewayGone)
     {
-        var slots = _members.Values
+        var removed = _members.Values
             .Where(member => string.Equals(member.GatewayId, gatewayId, StringComparison.Ordinal))
-            .Select(member => member.Slot)
-            .ToImmutableArray();
-        foreach (var slot in slots)
+            .ToList();
+        var slots = removed.Select(member => member.Slot).ToImmutableArray();
+        foreach (var member in removed)
         {
-            _members.Remove(slot);
+            _members.Remove(member.Slot);
+            OnMemberGone(member, LeaveReasonOf(reason));
         }
 
         return slots;
@@ -459,7 +465,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             return;
         }
 
-        var slots = RemoveMembersOf(gatewayId);
+        var slots = RemoveMembersOf(gatewayId, reason);
         ForgetGateway(gatewayId);
         Log.GatewayEvicted(_logger, RoomName, gatewayId, slots.Length, reason);
         SiloMetrics.OnGatewayEvicted(reason);
@@ -546,6 +552,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
 
     private void BecomeEmpty()
     {
+        OnRoomEmpty();
         foreach (var gatewayId in _gateways.Keys.ToList())
         {
             ForgetGateway(gatewayId);

@@ -84,12 +84,16 @@ public sealed partial class ScaleOutCluster : IDisposable
         ["DOTNET_gcServer"] = "0",
     };
 
+    /// <summary>Settings every silo started from now on gets on top of the common ones (room events, webhooks).</summary>
+    public Dictionary<string, string> SiloEnvironment { get; } = [];
+
     /// <param name="tlsCertificateFile">Another control-plane certificate than the cluster's (a node that must be refused).</param>
     public SiloProcess StartSilo(string? tlsCertificateFile = null)
     {
         var index = Silos.Count + 1;
         var telemetry = Ports.FreeTcp();
         var environment = CommonEnvironment();
+        foreach (var (key, value) in SiloEnvironment) environment[key] = value;
         if (tlsCertificateFile is not null) environment["Orleans__Tls__CertificateFile"] = tlsCertificateFile;
         environment["Gateway__HostInSilo"] = "false";
         environment["Orleans__Clustering__SiloPort"] = Ports.FreeTcp().ToString(CultureInfo.InvariantCulture);

@@ -15,7 +15,8 @@ public static class SiloHostBuilderExtensions
 {
     /// <summary>
     /// Adds an Orleans silo configured from <paramref name="builder"/>'s configuration: the <c>Orleans</c> section
-    /// (cluster ids, localhost or Redis clustering) and the <c>Cluster</c> section (control plane limits and timings).
+    /// (cluster ids, localhost or Redis clustering), the <c>Cluster</c> section (control plane limits and timings), and
+    /// the <c>Events</c> and <c>Webhooks</c> sections (room events, <see cref="RoomEventsSiloBuilderExtensions.AddWzpRoomEvents"/>).
     /// </summary>
     /// <param name="builder">The host to add the silo to.</param>
     /// <param name="configureSilo">Further silo configuration, applied last.</param>
@@ -54,6 +55,7 @@ public static class SiloHostBuilderExtensions
             silo.Configure<ClusterMembershipOptions>(builder.Configuration.GetSection("Orleans:Membership"));
             if (tls is not null) silo.UseTls(tls.Certificate, tls.Configure);
             silo.AddWzpControlPlane(builder.Configuration);
+            silo.AddWzpRoomEvents(builder.Configuration);
             configureSilo?.Invoke(silo);
         });
         return builder;

@@ -24,6 +24,7 @@ public static class SiloTelemetry
         builder.Services.AddSingleton<IHealthProbe, SiloHealthProbe>();
         // The room gauges exist from the first scrape on (0), not only once a room has activated.
         SiloMetrics.EnsureCreated();
+        RoomEventMetrics.EnsureCreated();
         if (hostsGateway)
         {
             builder.Services.AddWzpGatewayHealth();

@@ -9,6 +9,7 @@ packages=(
   clang libclang-rt-14-dev                                        # libFuzzer targets (scripts/fuzz.sh)
   afl++                                                           # managed fuzz targets (scripts/fuzz-managed.sh)
   redis-server                                                    # scale-out clustering and its tests
+  nats-server                                                     # scale-out room events (JetStream) and their tests
   espeak-ng sox                                                   # speech audio for end-to-end tests
 )
 missing=()
