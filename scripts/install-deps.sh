@@ -10,6 +10,10 @@ packages=(
   redis-server                                                    # scale-out clustering and its tests
   espeak-ng sox                                                   # speech audio for end-to-end tests
 )
+# Node.js 18 or later and npm run ts-mls, the independent MLS peer of Wzp.Mls.Tests/Interop. A node already on
+# PATH (nodesource's, say, which bundles npm) is used as it is; otherwise Debian's nodejs (18.x) and npm.
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,3 +24,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v dotnet >/dev/null || { echo "dotnet SDK 10 is required on PATH (https://dot.net)" >&2; exit 1; }
+# ts-mls and its dependencies, exactly as Wzp.Mls.Tests/Interop/package-lock.json pins them.
+(cd "$(dirname "$0")/../Wzp.Mls.Tests/Interop" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
