@@ -175,6 +175,55 @@ public sealed class TsMlsInteropTests
         run.ExchangeApplicationMessages();
     }
 
+    [Theory]
+    [MemberData(nameof(Suites))]
+    public void WzpProposals_CommittedByTsMls_EveryEpochAgrees(ushort suiteId)
+    {
+        using var run = new Run(CipherSuite.Get(suiteId));
+        run.CreateTs("ts-owner");
+        run.AddWzpByTs("ts-owner", ["alice", "bob", "carol"], treeInWelcome: true);
+
+        // An Update from alice and a Remove of carol from bob, both by reference in ts-mls's next commit.
+        var alice = run.Wzp["alice"];
+        run.DeliverProposal(alice, alice.ProposeUpdate());
+        var bob = run.Wzp["bob"];
+        run.DeliverProposal(bob, bob.ProposeRemove(run.Wzp["carol"].OwnLeafIndex));
+        run.CommitTs("ts-owner", []);
+        Assert.False(run.Wzp.ContainsKey("carol"));
+        run.ExchangeApplicationMessages();
+
+        // An Add from bob: ts-mls commits it and the new Wzp member joins from ts-mls's Welcome.
+        var dave = run.NewBundle("dave");
+        run.DeliverProposal(bob, bob.ProposeAdd(dave.KeyPackage));
+        run.CommitTsWithWelcome("ts-owner", "dave", dave);
+        run.ExchangeApplicationMessages();
+    }
+
+    [Theory]
+    [MemberData(nameof(Suites))]
+    public void TsMlsNewMemberProposal_CommittedByWzp_JoinerAgrees(ushort suiteId)
+    {
+        using var run = new Run(CipherSuite.Get(suiteId));
+        var alice = run.CreateWzp("alice");
+        run.AddWzp(alice, ["bob"]);
+        run.AddTs(alice, "ts-1", treeOutOfBand: false);
+
+        // A ts-mls client outside the group proposes its own Add (sender new_member_proposal) from a GroupInfo.
+        var proposal = TsMlsPeer.Message(run.Peer.Call("newMemberProposal", new JsonObject
+        {
+            ["name"] = "ts-new",
+            ["suite"] = run.Suite.Id,
+            ["groupInfo"] = TsMlsPeer.Hex(MlsMessage.Of(run.Wzp["bob"].CreateGroupInfo())),
+        })["message"]);
+        Assert.Equal(SenderType.NewMemberProposal, proposal.PublicMessage!.Content.Sender.Type);
+        run.DeliverProposalFromTs(sender: null, proposal);
+        var output = run.CommitWzp(alice, new CommitOptions());
+        run.Peer.Call("join", new JsonObject { ["name"] = "ts-new", ["welcome"] = TsMlsPeer.Hex(output.Welcome!) });
+        run.Ts.Add("ts-new");
+        run.CheckAgreement();
+        run.ExchangeApplicationMessages();
+    }
+
     /// <summary>
     /// ts-mls 1.6.4's own GroupInfo writes external_pub as the bare key (no length); RFC 9420 §12.4.3.2 and §5.1.1
     /// make it an opaque&lt;V&gt;. Wzp.Mls refuses that GroupInfo as malformed rather than guess; the external-commit
@@ -212,6 +261,8 @@ public sealed class TsMlsInteropTests
         }
 
         public TsMlsPeer Peer { get; }
+
+        public CipherSuite Suite => _suite;
 
         public Dictionary<string, MlsGroup> Wzp { get; } = [];
 
@@ -303,6 +354,18 @@ public sealed class TsMlsInteropTests
             return output;
         }
 
+        /// <summary>A ts-mls member commits its pending proposals, one of them an Add of <paramref name="bundle"/>, who joins.</summary>
+        public void CommitTsWithWelcome(string committer, string name, KeyPackageBundle bundle)
+        {
+            var reply = Peer.Call("commit", new JsonObject { ["name"] = committer });
+            DeliverFromTs(committer, TsMlsPeer.Message(reply["commit"]));
+            var welcome = TsMlsPeer.Message(reply["welcome"]).Welcome!;
+            Assert.True(MlsGroup.TryJoin(welcome, bundle, null, null, out var joined, out var error), $"{name} joining from ts-mls's Welcome: {error}");
+            Wzp[name] = joined;
+            bundle.Dispose();
+            CheckAgreement();
+        }
+
         public void CommitTs(string committer, JsonObject[] proposals)
         {
             var reply = Peer.Call("commit", new JsonObject { ["name"] = committer, ["proposals"] = new JsonArray(proposals.Select(p => (JsonNode)p).ToArray()) });
@@ -330,7 +393,7 @@ public sealed class TsMlsInteropTests
             foreach (var name in Ts) Peer.Call("process", new JsonObject { ["name"] = name, ["message"] = TsMlsPeer.Hex(proposal) });
         }
 
-        public void DeliverProposalFromTs(string sender, MlsMessage proposal)
+        public void DeliverProposalFromTs(string? sender, MlsMessage proposal)
         {
             foreach (var (name, member) in Wzp)
             {

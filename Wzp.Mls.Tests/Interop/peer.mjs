@@ -22,6 +22,7 @@ const suiteNames = {
 const impls = new Map();
 const members = new Map();     // name -> { state, impl }
 const keyPackages = new Map(); // name -> { publicPackage, privatePackage, impl }
+const externalSenders = new Map(); // name -> { signKey, publicKey, impl }
 
 const hex = (bytes) => Buffer.from(bytes).toString("hex");
 const unhex = (text) => new Uint8Array(Buffer.from(text, "hex"));
@@ -196,6 +197,32 @@ const handlers = {
     const m = { state: newState, impl: kp.impl };
     members.set(request.name, m);
     return { commit: encode({ version: "mls10", wireformat: "mls_public_message", publicMessage }), ...(await summary(m, request)) };
+  },
+
+  // A client outside the group asks to be added (sender new_member_proposal, RFC 9420 §12.1.8); its key
+  // package is kept under its name so it can join from the Welcome of the commit that adds it.
+  async newMemberProposal(request) {
+    const kp = await newKeyPackage(request);
+    keyPackages.set(request.name, kp);
+    const groupInfo = decode(request.groupInfo, "mls_group_info").groupInfo;
+    const message = await mls.proposeAddExternal(groupInfo, kp.publicPackage, kp.privatePackage, kp.impl);
+    return { message: encode(message) };
+  },
+
+  // A delivery service's signing key, for the group's external_senders extension.
+  async externalSenderKey(request) {
+    const cs = await impl(request.suite);
+    const { signKey, publicKey } = await cs.signature.keygen();
+    externalSenders.set(request.name, { signKey, publicKey, impl: cs });
+    return { signatureKey: hex(publicKey) };
+  },
+
+  async proposeExternal(request) {
+    const sender = externalSenders.get(request.name);
+    if (sender === undefined) throw new Error(`no external sender ${request.name}`);
+    const groupInfo = decode(request.groupInfo, "mls_group_info").groupInfo;
+    const message = await mls.proposeExternal(groupInfo, proposalFrom(request.proposal), sender.publicKey, sender.signKey, sender.impl);
+    return { message: encode(message) };
   },
 
   async state(request) {
