@@ -243,6 +243,34 @@ public sealed class TsMlsInteropTests
         Assert.Equal(MlsGroupError.MalformedMessage, e.Error);
     }
 
+    /// <summary>
+    /// ts-mls 1.6.4 reads each external_senders extension as one ExternalSender (and a sender index as the index among
+    /// several such extensions). RFC 9420 §12.1.8.1 defines its data as <c>ExternalSender external_senders&lt;V&gt;</c>, a
+    /// vector, and §6 makes the sender index an index into that list. ts-mls joins such a group (it does not decode
+    /// the extension on joining) but cannot decode the sender of a proposal from the delivery service, which Wzp
+    /// members accept: this test pins that down.
+    /// </summary>
+    [Fact]
+    public void ExternalSenderProposal_AsRfcEncodes_WzpAcceptsAndTsMlsCannotDecodeTheSender()
+    {
+        var suite = CipherSuite.X25519Aes128GcmSha256Ed25519;
+        using var run = new Run(suite);
+        var (dsPrivate, dsPublic) = suite.GenerateSignatureKeyPair();
+        var extensions = new[] { Extension.Of(ExtensionTypes.ExternalSenders, new ExternalSendersExtension([new ExternalSender(dsPublic, Credential.Basic("ds"u8.ToArray()))])) };
+        var (signature, _) = suite.GenerateSignatureKeyPair();
+        var alice = MlsGroup.Create(suite, Encoding.ASCII.GetBytes($"external-senders-{Guid.NewGuid()}"), Credential.Basic("alice"u8.ToArray()), signature, extensions);
+        run.Wzp["alice"] = alice;
+        run.AddWzp(alice, ["bob"]);
+        run.AddTs(alice, "ts-1", treeOutOfBand: false);
+
+        var proposal = MlsGroup.ExternalProposal(suite, alice.GroupId, alice.Epoch, 0, dsPrivate, new RemoveProposal(run.Wzp["bob"].OwnLeafIndex));
+        Assert.True(alice.TryProcess(proposal, out var processed, out var error), error.ToString());
+        Assert.Equal(ProcessedKind.Proposal, processed.Kind);
+        var reply = run.Peer.TryCall("process", new JsonObject { ["name"] = "ts-1", ["message"] = TsMlsPeer.Hex(proposal) });
+        Assert.False(reply["ok"]!.GetValue<bool>());
+        Assert.Contains("Could not decode ExternalSender", reply["error"]!.GetValue<string>(), StringComparison.Ordinal);
+    }
+
     private static JsonObject Remove(uint leaf) => new() { ["type"] = "remove", ["leaf"] = leaf };
 
     /// <summary>One interop run: Wzp members in this process, ts-mls members in the peer, and the delivery between them.</summary>
