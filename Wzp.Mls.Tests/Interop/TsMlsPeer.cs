@@ -131,6 +131,10 @@ internal sealed class TsMlsPeer : IDisposable
                 throw new InvalidOperationException(
                     $"Node.js 18 or later is required for the ts-mls interop tests and '{NodeExecutable}' could not be run ({nodeOutput.Trim()}). " +
                     "Run scripts/install-deps.sh (it installs Debian's nodejs and npm) or set WZP_NODE to a node executable.");
+            if (!Version.TryParse(nodeOutput.Trim().TrimStart('v'), out var found) || found.Major < 18)
+                throw new InvalidOperationException(
+                    $"Node.js 18 or later is required for the ts-mls interop tests; '{NodeExecutable}' is {nodeOutput.Trim()}. " +
+                    "Run scripts/install-deps.sh or set WZP_NODE to a newer node executable.");
             if (File.Exists(Path.Combine(Directory, "node_modules", "ts-mls", "package.json"))) return;
             var npm = Run("npm", "ci --no-audit --no-fund", out var npmOutput);
             if (npm != 0)
