@@ -127,11 +127,10 @@ const handlers = {
     m.state = result.newState;
     const reply = { kind: result.kind === "applicationMessage" ? "application" : "handshake" };
     if (result.kind === "applicationMessage") reply.data = hex(result.message);
-    if (m.state.groupActiveState.kind !== "active") {
-      reply.active = false;
-      return reply;
-    }
-    return { ...reply, active: true, ...(await summary(m, request)) };
+    reply.status = m.state.groupActiveState.kind;
+    reply.active = reply.status === "active";
+    if (reply.status === "removedFromGroup") return reply;
+    return { ...reply, ...(await summary(m, request)) };
   },
 
   async send(request) {
@@ -223,6 +222,44 @@ const handlers = {
     const groupInfo = decode(request.groupInfo, "mls_group_info").groupInfo;
     const message = await mls.proposeExternal(groupInfo, proposalFrom(request.proposal), sender.publicKey, sender.signKey, sender.impl);
     return { message: encode(message) };
+  },
+
+  // ReInit (RFC 9420 §11.2): a member commits a ReInit proposal; the old group is then suspended.
+  async reinit(request) {
+    const m = member(request.name);
+    const result = await mls.reinitGroup(m.state, unhex(request.groupId), "mls10", suiteNames[request.suite], [], m.impl);
+    m.state = result.newState;
+    return { commit: encode(result.commit), status: m.state.groupActiveState.kind, ...(await summary(m, request)) };
+  },
+
+  // A member of the suspended group creates the new one, adding the others' key packages with a reinit PSK.
+  async reinitCreate(request) {
+    const old = member(request.name);
+    const kp = await newKeyPackage({ name: request.newName, suite: request.suite });
+    const memberKeyPackages = request.keyPackages.map((k) => decode(k, "mls_key_package").keyPackage);
+    const result = await mls.reinitCreateNewGroup(old.state, kp.publicPackage, kp.privatePackage, memberKeyPackages, unhex(request.groupId), suiteNames[request.suite], []);
+    const m = { state: result.newState, impl: kp.impl };
+    members.set(request.newName, m);
+    return {
+      commit: encode(result.commit),
+      welcome: encode({ version: "mls10", wireformat: "mls_welcome", welcome: result.welcome }),
+      ratchetTree: hex(encodeRatchetTree(m.state.ratchetTree)),
+      ...(await summary(m, request)),
+    };
+  },
+
+  // A member of the suspended group joins the new one from its Welcome (key package made by "keyPackage" under newName).
+  async reinitJoin(request) {
+    const old = member(request.name);
+    const kp = keyPackages.get(request.newName);
+    if (kp === undefined) throw new Error(`no key package for ${request.newName}`);
+    const welcome = decode(request.welcome, "mls_welcome").welcome;
+    const tree = request.ratchetTree === undefined ? undefined : decodeRatchetTree(unhex(request.ratchetTree), 0)[0];
+    const state = await mls.joinGroupFromReinit(old.state, welcome, kp.publicPackage, kp.privatePackage, tree);
+    const m = { state, impl: kp.impl };
+    members.set(request.newName, m);
+    keyPackages.delete(request.newName);
+    return summary(m, request);
   },
 
   async state(request) {
