@@ -224,6 +224,74 @@ public sealed class TsMlsInteropTests
         run.ExchangeApplicationMessages();
     }
 
+    [Theory]
+    [MemberData(nameof(Suites))]
+    public void ReInit_CommittedByWzp_TsMlsFollowsIntoTheNewGroup(ushort suiteId)
+    {
+        using var run = new Run(CipherSuite.Get(suiteId));
+        var alice = run.CreateWzp("alice");
+        run.AddWzp(alice, ["bob"]);
+        run.AddTs(alice, "ts-1", treeOutOfBand: false);
+        var newSuite = CipherSuite.Get(suiteId == 0x0001 ? (ushort)0x0003 : (ushort)0x0001);
+        var newGroupId = Encoding.ASCII.GetBytes($"reinit-{Guid.NewGuid()}");
+
+        run.CommitWzp(alice, new CommitOptions { Proposals = [new ReInitProposal(newGroupId, ProtocolVersion.Mls10, newSuite.Id, [])] });
+        Assert.Equal("suspendedPendingReinit", run.Peer.Call("state", new JsonObject { ["name"] = "ts-1" })["status"]!.GetValue<string>());
+        Assert.NotNull(run.Wzp["bob"].PendingReInit);
+
+        var tsKeyPackage = TsMlsPeer.Message(run.Peer.Call("keyPackage", new JsonObject { ["name"] = "ts-1-new", ["suite"] = newSuite.Id })["keyPackage"]);
+        using var bobNewBundle = KeyPackageBundle.Create(newSuite, Credential.Basic("bob"u8.ToArray()), newSuite.GenerateSignatureKeyPair().PrivateKey);
+        var (newAlice, output) = alice.CreateReInitGroup([tsKeyPackage.KeyPackage!, bobNewBundle.KeyPackage]);
+        var newBob = MlsGroup.JoinReInit(output.Welcome!.Welcome!, bobNewBundle, run.Wzp["bob"]);
+        run.Peer.Call("reinitJoin", new JsonObject { ["name"] = "ts-1", ["newName"] = "ts-1-new", ["welcome"] = TsMlsPeer.Hex(output.Welcome!) });
+
+        run.MoveTo(newSuite, new Dictionary<string, MlsGroup> { ["alice"] = newAlice, ["bob"] = newBob }, ["ts-1-new"]);
+        run.CheckAgreement();
+        Assert.Equal(1ul, newAlice.Epoch);
+        run.ExchangeApplicationMessages();
+        run.CommitTs("ts-1-new", []);
+        run.CommitWzp(newBob, new CommitOptions());
+        run.ExchangeApplicationMessages();
+    }
+
+    [Theory]
+    [MemberData(nameof(Suites))]
+    public void ReInit_CommittedByTsMls_WzpFollowsIntoTheNewGroup(ushort suiteId)
+    {
+        using var run = new Run(CipherSuite.Get(suiteId));
+        run.CreateTs("ts-owner");
+        run.AddWzpByTs("ts-owner", ["alice", "bob"], treeInWelcome: true);
+        var newSuite = CipherSuite.Get(suiteId == 0x0001 ? (ushort)0x0003 : (ushort)0x0001);
+        var newGroupId = Encoding.ASCII.GetBytes($"reinit-{Guid.NewGuid()}");
+
+        var reply = run.Peer.Call("reinit", new JsonObject { ["name"] = "ts-owner", ["groupId"] = TsMlsPeer.Hex(newGroupId), ["suite"] = newSuite.Id });
+        Assert.Equal("suspendedPendingReinit", reply["status"]!.GetValue<string>());
+        run.DeliverFromTs("ts-owner", TsMlsPeer.Message(reply["commit"]));
+        run.CheckAgreement();
+        foreach (var member in run.Wzp.Values) Assert.Equal(newSuite.Id, member.PendingReInit!.CipherSuite);
+
+        var bundles = new[] { "alice", "bob" }.ToDictionary(n => n, n => KeyPackageBundle.Create(newSuite, Credential.Basic(Encoding.ASCII.GetBytes(n)), newSuite.GenerateSignatureKeyPair().PrivateKey));
+        var created = run.Peer.Call("reinitCreate", new JsonObject
+        {
+            ["name"] = "ts-owner",
+            ["newName"] = "ts-owner-new",
+            ["groupId"] = TsMlsPeer.Hex(newGroupId),
+            ["suite"] = newSuite.Id,
+            ["keyPackages"] = new JsonArray(bundles.Values.Select(b => (JsonNode)TsMlsPeer.Hex(MlsMessage.Of(b.KeyPackage))).ToArray()),
+        });
+        var welcome = TsMlsPeer.Message(created["welcome"]).Welcome!;
+        var tree = Tls.Decode<RatchetTree>(TsMlsPeer.Bytes(created["ratchetTree"]));
+        var joined = bundles.ToDictionary(b => b.Key, b => MlsGroup.JoinReInit(welcome, b.Value, run.Wzp[b.Key], tree));
+        foreach (var bundle in bundles.Values) bundle.Dispose();
+
+        run.MoveTo(newSuite, joined, ["ts-owner-new"]);
+        run.CheckAgreement();
+        run.ExchangeApplicationMessages();
+        run.CommitWzp(joined["alice"], new CommitOptions());
+        run.CommitTs("ts-owner-new", []);
+        run.ExchangeApplicationMessages();
+    }
+
     /// <summary>
     /// ts-mls 1.6.4's own GroupInfo writes external_pub as the bare key (no length); RFC 9420 §12.4.3.2 and §5.1.1
     /// make it an opaque&lt;V&gt;. Wzp.Mls refuses that GroupInfo as malformed rather than guess; the external-commit
@@ -278,7 +346,7 @@ public sealed class TsMlsInteropTests
     {
         private const string ExporterLabel = "wzp interop";
         private static readonly byte[] ExporterContext = "context"u8.ToArray();
-        private readonly CipherSuite _suite;
+        private CipherSuite _suite;
         private readonly byte[] _groupId = Encoding.ASCII.GetBytes($"interop-{Guid.NewGuid()}");
         private int _messages;
 
@@ -291,6 +359,17 @@ public sealed class TsMlsInteropTests
         public TsMlsPeer Peer { get; }
 
         public CipherSuite Suite => _suite;
+
+        /// <summary>After a ReInit: the old groups are dropped and the run goes on with the members of the new one.</summary>
+        public void MoveTo(CipherSuite suite, Dictionary<string, MlsGroup> wzp, string[] ts)
+        {
+            foreach (var old in Wzp.Values) old.Dispose();
+            Wzp.Clear();
+            foreach (var (name, member) in wzp) Wzp[name] = member;
+            Ts.Clear();
+            Ts.AddRange(ts);
+            _suite = suite;
+        }
 
         public Dictionary<string, MlsGroup> Wzp { get; } = [];
 

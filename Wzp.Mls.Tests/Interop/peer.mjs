@@ -263,7 +263,8 @@ const handlers = {
   },
 
   async state(request) {
-    return summary(member(request.name), request);
+    const m = member(request.name);
+    return { status: m.state.groupActiveState.kind, ...(await summary(m, request)) };
   },
 
   async version() {
