@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using Wzp.Mls.Codec;
@@ -289,6 +290,33 @@ public sealed class TsMlsInteropTests
         run.ExchangeApplicationMessages();
         run.CommitWzp(joined["alice"], new CommitOptions());
         run.CommitTs("ts-owner-new", []);
+        run.ExchangeApplicationMessages();
+    }
+
+    [Theory]
+    [MemberData(nameof(Suites))]
+    public void ExternalPsks_ProposedByEitherSide_EveryEpochAgrees(ushort suiteId)
+    {
+        var pskId = "interop-psk"u8.ToArray();
+        var secret = RandomNumberGenerator.GetBytes(32);
+        var options = new MlsGroupOptions { ExternalPsks = new Dictionary<string, byte[]> { [MlsGroupOptions.PskKey(pskId)] = secret } };
+        using var run = new Run(CipherSuite.Get(suiteId));
+        run.Peer.Call("addPsk", new JsonObject { ["pskId"] = TsMlsPeer.Hex(pskId), ["secret"] = TsMlsPeer.Hex(secret) });
+        var alice = run.CreateWzp("alice", options);
+        run.AddWzp(alice, ["bob"], options);
+        run.AddTs(alice, "ts-1", treeOutOfBand: false);
+
+        // A Wzp member proposes the PSK, another commits it; ts-mls must mix in the same secret.
+        var bob = run.Wzp["bob"];
+        run.DeliverProposal(bob, bob.ProposeExternalPsk(pskId));
+        run.CommitWzp(alice, new CommitOptions());
+
+        // ts-mls commits a PSK proposal by value.
+        run.CommitTs("ts-1", [new JsonObject { ["type"] = "externalPsk", ["pskId"] = TsMlsPeer.Hex(pskId) }]);
+
+        // A resumption PSK of the previous epoch (usage application), committed by Wzp.
+        var resumption = PreSharedKeyId.Resumption(ResumptionPskUsage.Application, alice.GroupId, alice.Epoch - 1, RandomNumberGenerator.GetBytes(32));
+        run.CommitWzp(alice, new CommitOptions { Proposals = [new PreSharedKeyProposal(resumption)] });
         run.ExchangeApplicationMessages();
     }
 

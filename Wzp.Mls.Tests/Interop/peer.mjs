@@ -23,6 +23,8 @@ const impls = new Map();
 const members = new Map();     // name -> { state, impl }
 const keyPackages = new Map(); // name -> { publicPackage, privatePackage, impl }
 const externalSenders = new Map(); // name -> { signKey, publicKey, impl }
+const externalPsks = {};            // base64 psk_id -> secret, for every member of this peer
+const pskIndex = (state) => mls.makePskIndex(state, externalPsks);
 
 const hex = (bytes) => Buffer.from(bytes).toString("hex");
 const unhex = (text) => new Uint8Array(Buffer.from(text, "hex"));
@@ -81,6 +83,8 @@ function proposalFrom(p) {
   switch (p.type) {
     case "add": return { proposalType: "add", add: { keyPackage: decode(p.keyPackage, "mls_key_package").keyPackage } };
     case "remove": return { proposalType: "remove", remove: { removed: p.leaf } };
+    case "externalPsk":
+      return { proposalType: "psk", psk: { preSharedKeyId: { psktype: "external", pskId: unhex(p.pskId), pskNonce: crypto.getRandomValues(new Uint8Array(32)) } } };
     default: throw new Error(`unknown proposal type ${p.type}`);
   }
 }
@@ -112,7 +116,7 @@ const handlers = {
     if (kp === undefined) throw new Error(`no key package for ${request.name}`);
     const welcome = decode(request.welcome, "mls_welcome").welcome;
     const tree = request.ratchetTree === undefined ? undefined : decodeRatchetTree(unhex(request.ratchetTree), 0)[0];
-    const state = await mls.joinGroup(welcome, kp.publicPackage, kp.privatePackage, mls.emptyPskIndex, kp.impl, tree);
+    const state = await mls.joinGroup(welcome, kp.publicPackage, kp.privatePackage, pskIndex(undefined), kp.impl, tree);
     const m = { state, impl: kp.impl };
     members.set(request.name, m);
     keyPackages.delete(request.name);
@@ -123,7 +127,7 @@ const handlers = {
     const m = member(request.name);
     const message = decode(request.message);
     if (message.wireformat !== "mls_public_message" && message.wireformat !== "mls_private_message") throw new Error(`cannot process ${message.wireformat}`);
-    const result = await mls.processMessage(message, m.state, mls.emptyPskIndex, mls.acceptAll, m.impl);
+    const result = await mls.processMessage(message, m.state, pskIndex(m.state), mls.acceptAll, m.impl);
     m.state = result.newState;
     const reply = { kind: result.kind === "applicationMessage" ? "application" : "handshake" };
     if (result.kind === "applicationMessage") reply.data = hex(result.message);
@@ -143,7 +147,7 @@ const handlers = {
   async commit(request) {
     const m = member(request.name);
     const result = await mls.createCommit(
-      { state: m.state, cipherSuite: m.impl },
+      { state: m.state, cipherSuite: m.impl, pskIndex: pskIndex(m.state) },
       {
         extraProposals: (request.proposals ?? []).map(proposalFrom),
         ratchetTreeExtension: request.ratchetTreeInWelcome ?? true,
@@ -260,6 +264,11 @@ const handlers = {
     members.set(request.newName, m);
     keyPackages.delete(request.newName);
     return summary(m, request);
+  },
+
+  async addPsk(request) {
+    externalPsks[Buffer.from(unhex(request.pskId)).toString("base64")] = unhex(request.secret);
+    return {};
   },
 
   async state(request) {
