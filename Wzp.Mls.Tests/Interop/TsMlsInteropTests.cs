@@ -320,6 +320,61 @@ public sealed class TsMlsInteropTests
         run.ExchangeApplicationMessages();
     }
 
+    [Theory]
+    [MemberData(nameof(Suites))]
+    public void GroupContextExtensions_CommittedByWzp_TsMlsAgrees(ushort suiteId)
+    {
+        using var run = new Run(CipherSuite.Get(suiteId));
+        var alice = run.CreateWzp("alice");
+        run.AddWzp(alice, ["bob"]);
+        run.AddTs(alice, "ts-1", treeOutOfBand: false);
+
+        // required_capabilities asking for basic credentials, which every member lists: proposed by bob, committed by
+        // alice with a path that ts-mls decrypts under the provisional context holding the new extensions.
+        var basic = new RequiredCapabilitiesExtension([], [], [CredentialTypes.Basic]);
+        var bob = run.Wzp["bob"];
+        run.DeliverProposal(bob, bob.ProposeGroupContextExtensions([Extension.Of(ExtensionTypes.RequiredCapabilities, basic)]));
+        run.CommitWzp(alice, new CommitOptions());
+        Assert.Equal(Tls.Encode(basic), alice.Context.Extensions.Single().ExtensionData);
+
+        // ts-mls proposes an empty required_capabilities; bob commits it.
+        var none = new RequiredCapabilitiesExtension([], [], []);
+        var proposal = TsMlsPeer.Message(run.Peer.Call("propose", new JsonObject
+        {
+            ["name"] = "ts-1",
+            ["proposal"] = new JsonObject { ["type"] = "requiredCapabilities", ["data"] = TsMlsPeer.Hex(none) },
+        })["message"]);
+        run.DeliverProposalFromTs("ts-1", proposal);
+        run.CommitWzp(bob, new CommitOptions());
+        Assert.Equal(Tls.Encode(none), alice.Context.Extensions.Single().ExtensionData);
+        run.ExchangeApplicationMessages();
+    }
+
+    /// <summary>
+    /// Two ts-mls 1.6.4 faults with a GroupContextExtensions proposal in its own commit. It includes a path only for
+    /// empty commits and commits with Updates or Removes, but RFC 9420 §12.4 requires one for every proposal type whose
+    /// "Path Required" is Y in the registry of §17.4, group_context_extensions among them: Wzp refuses the commit as
+    /// PathRequired. And when a path is there (a Remove beside it), ts-mls encrypts the path secrets under the old
+    /// GroupContext's extensions, where §12.4.1 says the provisional GroupContext carries "the new GroupContext
+    /// extensions (possibly updated by a GroupContextExtensions proposal)": Wzp cannot decrypt it (InvalidUpdatePath).
+    /// ts-mls itself decrypts Wzp's GroupContextExtensions commits (test above), so it reads them as the RFC has it.
+    /// </summary>
+    [Theory]
+    [InlineData(false, MlsGroupError.PathRequired)]
+    [InlineData(true, MlsGroupError.InvalidUpdatePath)]
+    public void TsMls_GroupContextExtensionsCommit_IsRefused(bool withRemove, MlsGroupError expected)
+    {
+        using var run = new Run(CipherSuite.X25519Aes128GcmSha256Ed25519);
+        var alice = run.CreateWzp("alice");
+        run.AddWzp(alice, ["bob"]);
+        run.AddTs(alice, "ts-1", treeOutOfBand: false);
+        var proposals = new JsonArray(new JsonObject { ["type"] = "requiredCapabilities", ["data"] = TsMlsPeer.Hex(new RequiredCapabilitiesExtension([], [], [])) });
+        if (withRemove) proposals.Add(Remove(run.Wzp["bob"].OwnLeafIndex));
+        var commit = TsMlsPeer.Message(run.Peer.Call("commit", new JsonObject { ["name"] = "ts-1", ["proposals"] = proposals })["commit"]);
+        Assert.False(alice.TryProcess(commit, out _, out var error));
+        Assert.Equal(expected, error);
+    }
+
     /// <summary>
     /// ts-mls 1.6.4's own GroupInfo writes external_pub as the bare key (no length); RFC 9420 §12.4.3.2 and §5.1.1
     /// make it an opaque&lt;V&gt;. Wzp.Mls refuses that GroupInfo as malformed rather than guess; the external-commit

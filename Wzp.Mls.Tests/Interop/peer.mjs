@@ -83,6 +83,8 @@ function proposalFrom(p) {
   switch (p.type) {
     case "add": return { proposalType: "add", add: { keyPackage: decode(p.keyPackage, "mls_key_package").keyPackage } };
     case "remove": return { proposalType: "remove", remove: { removed: p.leaf } };
+    case "requiredCapabilities":
+      return { proposalType: "group_context_extensions", groupContextExtensions: { extensions: [{ extensionType: "required_capabilities", extensionData: unhex(p.data) }] } };
     case "externalPsk":
       return { proposalType: "psk", psk: { preSharedKeyId: { psktype: "external", pskId: unhex(p.pskId), pskNonce: crypto.getRandomValues(new Uint8Array(32)) } } };
     default: throw new Error(`unknown proposal type ${p.type}`);
