@@ -12,6 +12,10 @@ packages=(
   nats-server                                                     # scale-out room events (JetStream) and their tests
   espeak-ng sox                                                   # speech audio for end-to-end tests
 )
+# Node.js 18 or later and npm run ts-mls, the independent MLS peer of Wzp.Mls.Tests/Interop. A node already on
+# PATH (nodesource's, say, which bundles npm) is used as it is; otherwise Debian's nodejs (18.x) and npm.
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -24,3 +28,5 @@ fi
 command -v dotnet >/dev/null || { echo "dotnet SDK 10 is required on PATH (https://dot.net)" >&2; exit 1; }
 # SharpFuzz's instrumenter for the managed fuzz targets, pinned in dotnet-tools.json.
 (cd "$(dirname "$0")/.." && dotnet tool restore >/dev/null)
+# ts-mls and its dependencies, exactly as Wzp.Mls.Tests/Interop/package-lock.json pins them.
+(cd "$(dirname "$0")/../Wzp.Mls.Tests/Interop" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)

@@ -19,7 +19,7 @@ public static class Tls
     public static byte[] Encode(ITlsEncodable value)
     {
         ArgumentNullException.ThrowIfNull(value);
-        var writer = new TlsWriter();
+        using var writer = new TlsWriter();
         value.Encode(writer);
         return writer.ToArray();
     }

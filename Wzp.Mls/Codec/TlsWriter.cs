@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 
 namespace Wzp.Mls.Codec;
@@ -5,9 +6,12 @@ namespace Wzp.Mls.Codec;
 /// <summary>
 /// Writes the TLS presentation language with MLS variable-length vector headers (RFC 9420 §2.1.2) into a growing
 /// buffer. Vector lengths are written minimally, so a vector's body is written first and shifted right by its
-/// header once its length is known.
+/// header once its length is known. The buffer is rented from <see cref="ArrayPool{T}.Shared"/>: a GroupInfo with
+/// the tree of a 1,000-member group is 262 KB, and growing it by fresh arrays cost megabytes of large-object heap
+/// (and a gen-2 collection) per Welcome. <see cref="Dispose"/> zeroes the written bytes (they may be secrets) and
+/// returns the buffer; a writer never disposed leaves its buffer to the collector, as a plain array would be.
 /// </summary>
-public sealed class TlsWriter
+public sealed class TlsWriter : IDisposable
 {
     /// <summary>The largest length a variable-length integer can carry (30 bits).</summary>
     public const uint MaxVarInt = (1u << 30) - 1;
@@ -17,7 +21,7 @@ public sealed class TlsWriter
 
     public TlsWriter(int capacity = 256)
     {
-        _buffer = new byte[Math.Max(capacity, 16)];
+        _buffer = ArrayPool<byte>.Shared.Rent(Math.Max(capacity, 16));
     }
 
     public int Length => _length;
@@ -25,6 +29,22 @@ public sealed class TlsWriter
     public ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, _length);
 
     public byte[] ToArray() => WrittenSpan.ToArray();
+
+    /// <summary>Zeroes what was written and returns the buffer to the pool; the writer must not be used after.</summary>
+    public void Dispose()
+    {
+        var buffer = _buffer;
+        if (buffer.Length == 0) return;
+        _buffer = [];
+        Return(buffer, _length);
+        _length = 0;
+    }
+
+    private static void Return(byte[] buffer, int written)
+    {
+        buffer.AsSpan(0, written).Clear();
+        ArrayPool<byte>.Shared.Return(buffer);
+    }
 
     public void WriteUInt8(byte value) => Reserve(1)[0] = value;
 
@@ -117,8 +137,10 @@ public sealed class TlsWriter
     {
         if (_length + count > _buffer.Length)
         {
-            var next = new byte[Math.Max(_buffer.Length * 2, _length + count)];
+            ObjectDisposedException.ThrowIf(_buffer.Length == 0, this);
+            var next = ArrayPool<byte>.Shared.Rent(Math.Max(_buffer.Length * 2, _length + count));
             _buffer.AsSpan(0, _length).CopyTo(next);
+            Return(_buffer, _length);
             _buffer = next;
         }
         var span = _buffer.AsSpan(_length, count);

@@ -124,14 +124,20 @@ public sealed class CipherSuite
 
     /// <summary>SignWithLabel (RFC 9420 §5.1.2): Ed25519 over SignContent { "MLS 1.0 " + label, content }.</summary>
     public byte[] SignWithLabel(ReadOnlySpan<byte> signaturePrivateKey, ReadOnlySpan<byte> label, ReadOnlySpan<byte> content)
-        => Signature.Sign(signaturePrivateKey, SignContent(label, content));
+    {
+        using var signContent = SignContentWriter(label, content);
+        return Signature.Sign(signaturePrivateKey, signContent.WrittenSpan);
+    }
 
     public byte[] SignWithLabel(ReadOnlySpan<byte> signaturePrivateKey, string label, ReadOnlySpan<byte> content)
         => SignWithLabel(signaturePrivateKey, System.Text.Encoding.ASCII.GetBytes(label), content);
 
     /// <summary>VerifyWithLabel; false for a bad signature or a malformed key, never an exception.</summary>
     public bool VerifyWithLabel(ReadOnlySpan<byte> signaturePublicKey, ReadOnlySpan<byte> label, ReadOnlySpan<byte> content, ReadOnlySpan<byte> signature)
-        => Signature.Verify(signaturePublicKey, SignContent(label, content), signature);
+    {
+        using var signContent = SignContentWriter(label, content);
+        return Signature.Verify(signaturePublicKey, signContent.WrittenSpan, signature);
+    }
 
     public bool VerifyWithLabel(ReadOnlySpan<byte> signaturePublicKey, string label, ReadOnlySpan<byte> content, ReadOnlySpan<byte> signature)
         => VerifyWithLabel(signaturePublicKey, System.Text.Encoding.ASCII.GetBytes(label), content, signature);
@@ -201,10 +207,16 @@ public sealed class CipherSuite
 
     private static byte[] SignContent(ReadOnlySpan<byte> label, ReadOnlySpan<byte> content)
     {
+        using var writer = SignContentWriter(label, content);
+        return writer.ToArray();
+    }
+
+    private static TlsWriter SignContentWriter(ReadOnlySpan<byte> label, ReadOnlySpan<byte> content)
+    {
         var writer = new TlsWriter(16 + label.Length + content.Length);
         WriteLabel(writer, label);
         writer.WriteOpaque(content);
-        return writer.ToArray();
+        return writer;
     }
 
     private static byte[] EncryptContext(ReadOnlySpan<byte> label, ReadOnlySpan<byte> context) => SignContent(label, context);

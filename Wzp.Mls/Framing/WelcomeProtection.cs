@@ -21,7 +21,9 @@ public static class WelcomeProtection
         ArgumentNullException.ThrowIfNull(suite);
         ArgumentNullException.ThrowIfNull(groupInfo);
         var (key, nonce) = EpochSecrets.WelcomeKeyAndNonce(suite, welcomeSecret);
-        var sealedInfo = suite.Seal(key, nonce, [], Tls.Encode(groupInfo));
+        using var plaintext = new TlsWriter(groupInfo.EstimatedLength);
+        groupInfo.Encode(plaintext);
+        var sealedInfo = suite.Seal(key, nonce, [], plaintext.WrittenSpan);
         CryptographicOperations.ZeroMemory(key);
         return sealedInfo;
     }

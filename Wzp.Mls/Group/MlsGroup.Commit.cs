@@ -18,6 +18,7 @@ public sealed partial class MlsGroup
     {
         options ??= new CommitOptions();
         ThrowIfInactive();
+        ThrowIfReInitPending();
         if (_pending is not null) throw new InvalidOperationException("A commit is already pending; merge or clear it first.");
         try
         {
@@ -102,7 +103,7 @@ public sealed partial class MlsGroup
             }
             CryptographicOperations.ZeroMemory(pskSecret);
             pathSecrets?.Dispose();
-            _pending = new PendingCommit(next);
+            _pending = new PendingCommit(next, applied.ReInit);
             return new CommitOutput(message, welcome, groupInfo);
         }
         catch
@@ -120,6 +121,7 @@ public sealed partial class MlsGroup
         var pending = _pending ?? throw new InvalidOperationException("No commit is pending.");
         _pending = null;
         Install(pending.State);
+        PendingReInit = pending.ReInit;
     }
 
     /// <summary>Drops the pending commit (the delivery service refused it); the group stays in its epoch.</summary>
@@ -242,6 +244,7 @@ public sealed partial class MlsGroup
             var tag = authenticated.Auth.ConfirmationTag ?? throw new MlsGroupException(MlsGroupError.BadConfirmationTag);
             if (!_suite.VerifyMac(secrets.ConfirmationKey, confirmed, tag)) throw new MlsGroupException(MlsGroupError.BadConfirmationTag);
             Install(new EpochState(context, tree, keys, secrets, TranscriptHash.Interim(_suite, confirmed, tag)));
+            PendingReInit = applied.ReInit;
             var summary = Summary(applied, committerLeaf);
             if (commit.Path is null) return summary;
             return external ? summary with { Added = [.. summary.Added, committerLeaf] } : summary with { Updated = [.. summary.Updated, committerLeaf] };
@@ -317,6 +320,9 @@ public sealed partial class MlsGroup
             case PskType.Resumption when id.Usage == ResumptionPskUsage.Application && id.PskGroupId.AsSpan().SequenceEqual(GroupId)
                                          && _resumptionPsks.TryGetValue(id.PskEpoch, out var resumption):
                 return resumption;
+            case PskType.Resumption when id.Usage == ResumptionPskUsage.ReInit && _reInitPsk is { } reInit
+                                         && id.PskGroupId.AsSpan().SequenceEqual(reInit.GroupId) && id.PskEpoch == reInit.Epoch:
+                return reInit.Psk;
             default:
                 throw new MlsGroupException(MlsGroupError.InvalidPsk, "unknown PSK");
         }
@@ -366,6 +372,8 @@ public sealed partial class MlsGroup
 
         public ExternalInitProposal? ExternalInit { get; set; }
 
+        public ReInitProposal? ReInit { get; set; }
+
         public bool PathRequired { get; set; }
     }
 
@@ -383,6 +391,7 @@ public sealed partial class MlsGroup
         foreach (var (proposal, sender) in list)
         {
             if (proposal.ProposalType is not (ProposalTypes.Add or ProposalTypes.Psk or ProposalTypes.ReInit)) applied.PathRequired = true;
+            if (proposal is ReInitProposal reInit) applied.ReInit = reInit;
             if (!validate) continue;
             if (proposal is ExternalInitProposal && !external) throw new MlsGroupException(MlsGroupError.InvalidExternalInit, "ExternalInit in a member's commit");
             if (sender.Type != SenderType.NewMemberCommit) CheckProposalSender(proposal, sender);
@@ -405,8 +414,9 @@ public sealed partial class MlsGroup
                 case GroupContextExtensionsProposal:
                     if (++gceCount > 1) throw new MlsGroupException(MlsGroupError.MultipleGroupContextExtensions);
                     break;
-                case ReInitProposal:
+                case ReInitProposal reInitProposal:
                     if (list.Count != 1) throw new MlsGroupException(MlsGroupError.ReInitNotAlone);
+                    CheckReInit(reInitProposal);
                     break;
                 case ExternalInitProposal:
                     if (!external) throw new MlsGroupException(MlsGroupError.InvalidExternalInit, "ExternalInit in a member's commit");
@@ -510,6 +520,9 @@ public sealed partial class MlsGroup
                 break;
             case PreSharedKeyProposal psk:
                 ResolvePsk(psk.Psk);
+                break;
+            case ReInitProposal reInit:
+                CheckReInit(reInit);
                 break;
             case GroupContextExtensionsProposal gce:
                 foreach (var (_, leaf) in tree.Members())

@@ -30,7 +30,7 @@ public sealed partial class MlsGroup
         }
     }
 
-    private static MlsGroup JoinCore(Welcome welcome, KeyPackageBundle bundle, RatchetTree? ratchetTree, MlsGroupOptions? options)
+    private static MlsGroup JoinCore(Welcome welcome, KeyPackageBundle bundle, RatchetTree? ratchetTree, MlsGroupOptions? options, MlsGroup? reInitFrom = null)
     {
         options ??= new MlsGroupOptions();
         var suite = CipherSuite.TryGet(welcome.CipherSuite);
@@ -39,8 +39,15 @@ public sealed partial class MlsGroup
             throw new MlsGroupException(MlsGroupError.WelcomeNotForThisKeyPackage);
 
         var psks = new List<PskInput>();
+        var reInitPsk = false;
         foreach (var id in groupSecrets.Psks)
         {
+            if (reInitFrom?.ReInitPskFor(id) is { } resumption && id.PskNonce.Length == suite.HashLength && !reInitPsk)
+            {
+                reInitPsk = true;
+                psks.Add(new PskInput(id, resumption));
+                continue;
+            }
             if (id.PskType != PskType.External || id.PskNonce.Length != suite.HashLength
                 || !options.ExternalPsks.TryGetValue(MlsGroupOptions.PskKey(id.PskId!), out var psk))
                 throw new MlsGroupException(MlsGroupError.InvalidPsk, "a joiner can only use external PSKs it holds");
@@ -53,6 +60,8 @@ public sealed partial class MlsGroup
         if (!opened) throw new MlsGroupException(MlsGroupError.GroupInfoUndecryptable);
         var context = groupInfo!.GroupContext;
         if (context.Version != ProtocolVersion.Mls10 || context.CipherSuite != suite.Id) throw new MlsGroupException(MlsGroupError.WelcomeSuiteMismatch);
+        if (reInitFrom is not null && (!reInitPsk || !MatchesReInit(context, reInitFrom.PendingReInit!)))
+            throw new MlsGroupException(MlsGroupError.ReInitPending, "the Welcome is not the one the ReInit asked for");
 
         var tree = ValidatedTree(suite, groupInfo, ratchetTree);
 

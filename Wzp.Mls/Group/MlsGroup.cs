@@ -157,6 +157,7 @@ public sealed partial class MlsGroup : IDisposable
     {
         ArgumentNullException.ThrowIfNull(data);
         ThrowIfInactive();
+        ThrowIfReInitPending();
         var content = new FramedContent(GroupId, Epoch, Sender.Member(OwnLeafIndex), authenticatedData ?? [], MessageBody.Application(data));
         return MlsMessage.Of(MessageProtection.ProtectPrivate(_suite, content, _state.Context, _signaturePrivateKey, _state.SecretTree, _state.Secrets.SenderDataSecret));
     }
@@ -193,6 +194,7 @@ public sealed partial class MlsGroup : IDisposable
     {
         ArgumentNullException.ThrowIfNull(proposal);
         ThrowIfInactive();
+        ThrowIfReInitPending();
         var content = new FramedContent(GroupId, Epoch, Sender.Member(OwnLeafIndex), [], MessageBody.Of(proposal));
         var (message, authenticated) = Protect(content, null);
         Cache(proposal, content.Sender, authenticated);
@@ -234,6 +236,7 @@ public sealed partial class MlsGroup : IDisposable
             _ => throw new MlsGroupException(MlsGroupError.UnexpectedWireFormat),
         };
         var content = unprotected.Content;
+        if (content.ContentType != ContentType.Application) ThrowIfReInitPending();
         switch (content.ContentType)
         {
             case ContentType.Application:
@@ -292,6 +295,8 @@ public sealed partial class MlsGroup : IDisposable
         _pendingUpdateKeys.Clear();
         foreach (var psk in _resumptionPsks.Values) CryptographicOperations.ZeroMemory(psk);
         _resumptionPsks.Clear();
+        if (_reInitPsk is not null) CryptographicOperations.ZeroMemory(_reInitPsk.Psk);
+        _reInitPsk = null;
     }
 
     private UnprotectedMessage UnprotectPublic(PublicMessage message)
@@ -436,5 +441,5 @@ public sealed partial class MlsGroup : IDisposable
 
     private sealed record CachedProposal(Proposal Proposal, Sender Sender, byte[] Reference);
 
-    private sealed record PendingCommit(EpochState State);
+    private sealed record PendingCommit(EpochState State, ReInitProposal? ReInit);
 }

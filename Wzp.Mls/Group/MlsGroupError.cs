@@ -61,6 +61,14 @@ public enum MlsGroupError
     UnsupportedCapabilities,
     /// <summary>A ReInit together with other proposals (§12.2).</summary>
     ReInitNotAlone,
+    /// <summary>A ReInit whose version is below the group's, or whose cipher suite this library does not implement (§12.1.5).</summary>
+    InvalidReInit,
+    /// <summary>
+    /// The group committed a ReInit: it may send and accept no more messages, only give way to the new group (§11.2);
+    /// or a reinit Welcome does not match the ReInit (group id, version, cipher suite, extensions, epoch 1, the
+    /// resumption PSK of the old group's last epoch).
+    /// </summary>
+    ReInitPending,
     /// <summary>An ExternalInit in a member's commit, or an external commit without exactly one (§12.2, §12.4.3.2).</summary>
     InvalidExternalInit,
     /// <summary>A proposal the sender type may not make (e.g. an Update from an external sender) (§12.1.8).</summary>

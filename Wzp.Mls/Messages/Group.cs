@@ -53,10 +53,23 @@ public sealed record GroupInfo(GroupContext GroupContext, Extension[] Extensions
     }
 
     public bool VerifySignature(CipherSuite suite, ReadOnlySpan<byte> signerSignatureKey)
-        => suite.VerifyWithLabel(signerSignatureKey, SignLabel, ToBeSigned(), Signature);
+    {
+        ArgumentNullException.ThrowIfNull(suite);
+        using var tbs = new TlsWriter(EstimatedLength);
+        EncodeContent(tbs);
+        return suite.VerifyWithLabel(signerSignatureKey, SignLabel, tbs.WrittenSpan, Signature);
+    }
 
     public GroupInfo Signed(CipherSuite suite, ReadOnlySpan<byte> signaturePrivateKey)
-        => this with { Signature = suite.SignWithLabel(signaturePrivateKey, SignLabel, ToBeSigned()) };
+    {
+        ArgumentNullException.ThrowIfNull(suite);
+        using var tbs = new TlsWriter(EstimatedLength);
+        EncodeContent(tbs);
+        return this with { Signature = suite.SignWithLabel(signaturePrivateKey, SignLabel, tbs.WrittenSpan) };
+    }
+
+    /// <summary>Enough for the encoding as a first guess (the ratchet_tree extension dominates at scale).</summary>
+    internal int EstimatedLength => 512 + Extensions.Sum(e => e.ExtensionData.Length + 8) + Signature.Length;
 
     private void EncodeContent(TlsWriter writer)
     {
