@@ -381,7 +381,9 @@ public sealed partial class GatewayServer : IAsyncDisposable
                     continue;
                 }
                 member.Muted = self.Muted;
-                var news = joined.Where(m => m.Slot != member.Slot).Select(ClientConnection.ToInfo).ToList();
+                // Its own entry only as an update (it learnt its joining from 'joined'), so it sees itself muted.
+                var news = joined.Where(m => m.Slot != member.Slot || m.IsSameMemberAs(before.GetValueOrDefault(m.Slot)))
+                    .Select(ClientConnection.ToInfo).ToList();
                 var gone = left.Where(s => s != member.Slot).ToList();
                 if ((news.Count > 0 || gone.Count > 0) && !member.Control.TrySend(new RoomUpdate(news, gone)))
                     _ = member.Connection.CloseAsync(ClientConnection.CloseProtocolError, "control stream stalled");
