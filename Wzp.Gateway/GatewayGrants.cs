@@ -90,8 +90,26 @@ public sealed class GatewayGrantOptions
     internal GrantValidator CreateValidator(List<GrantKey> keys, TimeProvider time) =>
         new(keys, new GrantValidationOptions { ClockSkew = ClockSkew, MaxLifetime = MaxLifetime }, time);
 
+    /// <summary>
+    /// For the room administration API on silos, which accepts admin grants of the same issuers: a validator of the
+    /// configured keys whether or not <see cref="Required"/> is set; null when no key is configured.
+    /// </summary>
+    /// <exception cref="GatewayStartupException">A key file cannot be read or parsed (the message names it, never key material).</exception>
+    public GrantValidator? CreateAdminValidator(TimeProvider time)
+    {
+        if (Hs256KeyFiles.Count + Ed25519PublicKeys.Count == 0 && string.IsNullOrWhiteSpace(KeySetFile)) return null;
+        try
+        {
+            return CreateValidator(LoadKeys(), time);
+        }
+        catch (GrantKeyFileException e)
+        {
+            throw new GatewayStartupException(e.Message, e.InnerException);
+        }
+    }
+
     /// <summary>When each key file was last written and how long it is: a change of either means read it again.</summary>
-    internal string KeyFilesStamp()
+    public string KeyFilesStamp()
     {
         var stamp = new System.Text.StringBuilder();
         foreach (var path in Hs256KeyFiles.Values.Append(KeySetFile).Where(p => p.Length > 0))

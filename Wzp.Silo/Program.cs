@@ -18,6 +18,8 @@ builder.AddWzpSiloTelemetry(hostsGateway);
 builder.AddWzpSilo();
 if (hostsGateway)
     builder.Services.AddWzpGateway(builder.Configuration, allInOne: true);
+// The room administration API on Admin:ListenAddress (default 127.0.0.1:9470), after the silo it calls.
+builder.AddWzpAdminApi();
 // A silo started before Redis is reachable waits for it (and says so) instead of failing inside Orleans' start.
 if (!await RedisWait.BeforeStartAsync(builder.Configuration, "Wzp.Silo")) return 130;
 
