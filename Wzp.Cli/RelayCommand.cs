@@ -41,17 +41,24 @@ internal static class RelayCommand
             Description = "Issuer key file whose grants are accepted (from 'wzp grant key new': an HS256 secret, an Ed25519 key or its .pub). Repeat for several.",
             AllowMultipleArgumentsPerToken = false,
         };
+        var adminListen = new Option<string>("--admin-listen")
+        {
+            Description = $"TCP address of the room administration API ('wzp admin'; its operator key is created in --data-dir/admin.key). " +
+                $"Default: Admin:ListenAddress of appsettings.json ({Wzp.Silo.AdminApiOptions.DefaultListenAddress}). Keep it on loopback.",
+        };
         var command = new Command("relay",
             "Run the all-in-one relay: an Orleans silo with localhost clustering and a gateway on 127.0.0.1:4433. " +
             "On first start it creates the cluster key, the gateway identity and its credential (in --data-dir), then prints " +
             "the cluster fingerprint and the command to join. Stop it with Ctrl+C.")
         {
-            listen, dataDir, siloPort, orleansPort, verbose, requireGrants, grantKeys,
+            listen, dataDir, siloPort, orleansPort, verbose, requireGrants, grantKeys, adminListen,
         };
         command.Validators.Add(result =>
         {
             if (result.GetResult(listen) is { Implicit: false } && !IPEndPoint.TryParse(result.GetValue(listen) ?? "", out _))
                 result.AddError("--listen must be an IP address and port, e.g. 127.0.0.1:4433");
+            if (result.GetValue(adminListen) is { } admin && !IPEndPoint.TryParse(admin, out _))
+                result.AddError("--admin-listen must be an IP address and port, e.g. 127.0.0.1:9470");
             foreach (var port in new[] { siloPort, orleansPort })
                 if (result.GetValue(port) is { } p && p is < 1 or > 65535) result.AddError($"{port.Name} must be 1 to 65535");
             var keys = result.GetValue(grantKeys) ?? [];
@@ -66,12 +73,13 @@ internal static class RelayCommand
             parse.GetValue(orleansPort),
             parse.GetValue(verbose),
             parse.GetValue(requireGrants) ? parse.GetValue(grantKeys) ?? [] : null,
+            parse.GetValue(adminListen),
             cancellationToken));
         return command;
     }
 
     private static async Task<int> RunAsync(CliConsole console, string listen, string dataDirectory, int? siloPort, int? orleansPort, bool verbose,
-        string[]? grantKeyFiles, CancellationToken cancellationToken)
+        string[]? grantKeyFiles, string? adminListen, CancellationToken cancellationToken)
     {
         WzpPaths.CreatePrivateDirectory(dataDirectory);
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ContentRootPath = ContentRoot.Find(), Args = [] });
@@ -80,7 +88,9 @@ internal static class RelayCommand
             ["Gateway:ListenAddress"] = listen,
             ["Gateway:DataDirectory"] = dataDirectory,
             ["Orleans:Clustering:Mode"] = nameof(ClusteringMode.Localhost),
+            ["Admin:OperatorKeyFile"] = Path.Combine(dataDirectory, AdminCommand.OperatorKeyFileName),
         };
+        if (adminListen is not null) overrides["Admin:ListenAddress"] = adminListen;
         if (siloPort is { } s) overrides["Orleans:Clustering:SiloPort"] = s.ToString(CultureInfo.InvariantCulture);
         if (orleansPort is { } o) overrides["Orleans:Clustering:GatewayPort"] = o.ToString(CultureInfo.InvariantCulture);
         var grantKeyIds = grantKeyFiles is null ? null : AddGrantKeys(grantKeyFiles, overrides);
@@ -92,6 +102,7 @@ internal static class RelayCommand
         builder.Services.Configure<ConsoleLifetimeOptions>(options => options.SuppressStatusMessages = true);
         builder.AddWzpSilo();
         builder.Services.AddWzpGateway(builder.Configuration, allInOne: true);
+        builder.AddWzpAdminApi();
 
         using var host = builder.Build();
         var gateway = host.Services.GetRequiredService<GatewayHost>();
@@ -108,6 +119,8 @@ internal static class RelayCommand
             console.Out.WriteLine(grantKeyIds is null
                 ? "open relay: anyone who reaches it can join any room (require grants with --require-grants --grant-key FILE)"
                 : $"grants required: members need a grant signed by {string.Join(", ", grantKeyIds)} ('wzp grant issue', then 'wzp join --token')");
+            if (host.Services.GetRequiredService<AdminApiHost>().Address is { } admin)
+                console.Out.WriteLine($"room administration API on {admin} (operator key in {Path.Combine(dataDirectory, AdminCommand.OperatorKeyFileName)}; 'wzp admin --help')");
             console.Out.WriteLine($"join with: wzp join myroom --gateway {joinAddress} --pin {fingerprint}");
             console.Out.Flush();
             await host.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);

@@ -145,7 +145,8 @@ public sealed partial class AdminApi : IAsyncDisposable
     {
         public void Map(WebApplication app)
         {
-            app.MapGet("/v1/rooms", (HttpContext context) => ListRoomsAsync(context));
+            // A Delegate, not a RequestDelegate: the minimal API then writes the result it returns.
+            app.MapGet("/v1/rooms", (Delegate)((HttpContext context) => ListRoomsAsync(context)));
             app.MapGet("/v1/rooms/{room}/members", (HttpContext context, string room) => ListMembersAsync(context, room));
             app.MapDelete("/v1/rooms/{room}/members/{slot}", (HttpContext context, string room, string slot) => ActAsync(context, room, slot, AdminAction.Kick));
             app.MapPost("/v1/rooms/{room}/members/{slot}/mute", (HttpContext context, string room, string slot) => ActAsync(context, room, slot, AdminAction.Mute));

@@ -21,24 +21,35 @@ internal readonly record struct AdminCaller(string Who, int Status, string? Prob
     public static AdminCaller Refused(int status, string problem) => new("", status, problem);
 }
 
-/// <summary>
-/// The two credentials of the administration API. An operator key: <c>Authorization: Bearer &lt;key&gt;</c>, compared
-/// as SHA-256 digests in constant time (only the digest is kept). Or an admin grant (a JWT with <c>admin</c>, from
-/// an issuer in <c>Gateway:Grants</c>), bound to its identity as on the wire: the request carries the identity's
-/// public key and its signature over the method, the raw target and the time (<see cref="SigningInput"/>), so a
-/// copied grant is useless without the identity's private key.
-/// </summary>
-internal sealed partial class AdminCredentials
+/// <summary>How a request proves that the identity its admin grant names sent it (what <c>wzp admin --grant</c> adds).</summary>
+public static class AdminProof
 {
     /// <summary>Header with the identity's 32-byte Ed25519 public key (base64).</summary>
     public const string IdentityHeader = "Wzp-Identity";
 
-    /// <summary>Header with the request time, Unix seconds.</summary>
+    /// <summary>Header with the request time, Unix seconds; within <c>Gateway:Grants:ClockSkew</c> of the silo's clock.</summary>
     public const string DateHeader = "Wzp-Date";
 
     /// <summary>Header with the identity's Ed25519 signature (base64) over <see cref="SigningInput"/>.</summary>
     public const string SignatureHeader = "Wzp-Signature";
 
+    /// <summary>What the identity signs: <c>wzp-admin-v1\n{METHOD}\n{raw target}\n{unix seconds}</c> in UTF-8.</summary>
+    public static byte[] SigningInput(string method, string target, long unixSeconds)
+    {
+        ArgumentNullException.ThrowIfNull(method);
+        return Encoding.UTF8.GetBytes($"wzp-admin-v1\n{method.ToUpperInvariant()}\n{target}\n{unixSeconds.ToString(CultureInfo.InvariantCulture)}");
+    }
+}
+
+/// <summary>
+/// The two credentials of the administration API. An operator key: <c>Authorization: Bearer &lt;key&gt;</c>, compared
+/// as SHA-256 digests in constant time (only the digest is kept). Or an admin grant (a JWT with <c>admin</c>, from
+/// an issuer in <c>Gateway:Grants</c>), bound to its identity as on the wire: the request carries the identity's
+/// public key and its signature over the method, the raw target and the time (<see cref="AdminProof.SigningInput"/>), so a
+/// copied grant is useless without the identity's private key.
+/// </summary>
+internal sealed partial class AdminCredentials
+{
     private static readonly TimeSpan GrantKeyCheckPeriod = TimeSpan.FromSeconds(10);
 
     private readonly byte[]? _operatorKeyDigest;
@@ -63,10 +74,6 @@ internal sealed partial class AdminCredentials
 
     /// <summary>True when admin grants can be checked (some issuer key is configured).</summary>
     public bool AcceptsGrants => _validator is not null;
-
-    /// <summary>What the identity signs: <c>wzp-admin-v1\n{METHOD}\n{raw target}\n{unix seconds}</c> in UTF-8.</summary>
-    public static byte[] SigningInput(string method, string target, long unixSeconds) =>
-        Encoding.UTF8.GetBytes($"wzp-admin-v1\n{method.ToUpperInvariant()}\n{target}\n{unixSeconds.ToString(CultureInfo.InvariantCulture)}");
 
     /// <summary>The digest the operator key file's contents are compared by.</summary>
     public static byte[] Digest(string key) => SHA256.HashData(Encoding.UTF8.GetBytes(key.Trim()));
@@ -96,23 +103,23 @@ internal sealed partial class AdminCredentials
         byte[] identityKey, signature;
         try
         {
-            identityKey = Convert.FromBase64String(headers[IdentityHeader].ToString());
-            signature = Convert.FromBase64String(headers[SignatureHeader].ToString());
+            identityKey = Convert.FromBase64String(headers[AdminProof.IdentityHeader].ToString());
+            signature = Convert.FromBase64String(headers[AdminProof.SignatureHeader].ToString());
         }
         catch (FormatException)
         {
-            return AdminCaller.Refused(StatusCodes.Status401Unauthorized, $"a grant needs the headers {IdentityHeader} and {SignatureHeader} in base64");
+            return AdminCaller.Refused(StatusCodes.Status401Unauthorized, $"a grant needs the headers {AdminProof.IdentityHeader} and {AdminProof.SignatureHeader} in base64");
         }
         if (identityKey.Length != Identity.PublicKeySize || signature.Length != Identity.SignatureSize)
-            return AdminCaller.Refused(StatusCodes.Status401Unauthorized, $"a grant needs {IdentityHeader} (a 32-byte public key) and {SignatureHeader} (a 64-byte signature)");
-        if (!long.TryParse(headers[DateHeader].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var date))
-            return AdminCaller.Refused(StatusCodes.Status401Unauthorized, $"a grant needs the header {DateHeader} (Unix seconds)");
+            return AdminCaller.Refused(StatusCodes.Status401Unauthorized, $"a grant needs {AdminProof.IdentityHeader} (a 32-byte public key) and {AdminProof.SignatureHeader} (a 64-byte signature)");
+        if (!long.TryParse(headers[AdminProof.DateHeader].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var date))
+            return AdminCaller.Refused(StatusCodes.Status401Unauthorized, $"a grant needs the header {AdminProof.DateHeader} (Unix seconds)");
         var now = _time.GetUtcNow().ToUnixTimeSeconds();
         if (Math.Abs(now - date) > (long)_grants.ClockSkew.TotalSeconds + 1)
-            return AdminCaller.Refused(StatusCodes.Status401Unauthorized, $"{DateHeader} is {date}, now is {now}: more than {_grants.ClockSkew} apart");
+            return AdminCaller.Refused(StatusCodes.Status401Unauthorized, $"{AdminProof.DateHeader} is {date}, now is {now}: more than {_grants.ClockSkew} apart");
         var target = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? context.Request.Path.ToString();
-        if (!Identity.Verify(identityKey, SigningInput(context.Request.Method, target, date), signature))
-            return AdminCaller.Refused(StatusCodes.Status401Unauthorized, $"{SignatureHeader} does not verify with {IdentityHeader} for this request");
+        if (!Identity.Verify(identityKey, AdminProof.SigningInput(context.Request.Method, target, date), signature))
+            return AdminCaller.Refused(StatusCodes.Status401Unauthorized, $"{AdminProof.SignatureHeader} does not verify with {AdminProof.IdentityHeader} for this request");
 
         var identity = Fingerprint.Of(identityKey);
         // Listing every room needs a grant for every room.
