@@ -53,13 +53,14 @@ internal static class AdminCommand
         {
             api, keyFile, grant, identity, json,
         };
-        command.Validators.Add(result =>
+        // On each subcommand: the parent's validators do not run when a subcommand is invoked.
+        void Validate(System.CommandLine.Parsing.CommandResult result)
         {
             if (!Uri.TryCreate(result.GetValue(api), UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
                 result.AddError("--api must be an http:// or https:// URL, e.g. http://127.0.0.1:9470/");
             if ((result.GetValue(grant) is null) != (result.GetValue(identity) is null))
                 result.AddError("--grant and --identity go together: the identity signs each request the grant authorizes");
-        });
+        }
 
         var room = new Argument<string>("ROOM") { Description = "The room name." };
         var slot = new Argument<int>("SLOT") { Description = "The member's slot (see 'wzp admin members ROOM')." };
@@ -82,7 +83,11 @@ internal static class AdminCommand
         unmute.SetAction((parse, ct) => RunAsync(console, Read(parse), HttpMethod.Post, $"v1/rooms/{Escape(parse.GetValue(room)!)}/members/{parse.GetValue(slot)}/unmute", PrintAction, ct));
         var close = new Command("close", "Close a room: every member is removed (told 'room-closed'); the room forgets its kicks and mutes.") { room };
         close.SetAction((parse, ct) => RunAsync(console, Read(parse), HttpMethod.Delete, $"v1/rooms/{Escape(parse.GetValue(room)!)}", PrintAction, ct));
-        foreach (var sub in new[] { rooms, members, kick, mute, unmute, close }) command.Subcommands.Add(sub);
+        foreach (var sub in new[] { rooms, members, kick, mute, unmute, close })
+        {
+            sub.Validators.Add(Validate);
+            command.Subcommands.Add(sub);
+        }
         return command;
     }
 
