@@ -41,6 +41,11 @@ internal static class RelayCommand
             Description = "Issuer key file whose grants are accepted (from 'wzp grant key new': an HS256 secret, an Ed25519 key or its .pub). Repeat for several.",
             AllowMultipleArgumentsPerToken = false,
         };
+        var grantKeySet = new Option<string>("--grant-keys")
+        {
+            Description = "A JWK Set file ({\"keys\":[...]}) of issuer keys whose grants are accepted, read again whenever it changes, " +
+                "so keys rotate without a restart (docs/operations.md, \"Keys and rotation\"). With or instead of --grant-key.",
+        };
         var adminListen = new Option<string>("--admin-listen")
         {
             Description = $"TCP address of the room administration API ('wzp admin'; its operator key is created in --data-dir/admin.key). " +
@@ -51,7 +56,7 @@ internal static class RelayCommand
             "On first start it creates the cluster key, the gateway identity and its credential (in --data-dir), then prints " +
             "the cluster fingerprint and the command to join. Stop it with Ctrl+C.")
         {
-            listen, dataDir, siloPort, orleansPort, verbose, requireGrants, grantKeys, adminListen,
+            listen, dataDir, siloPort, orleansPort, verbose, requireGrants, grantKeys, grantKeySet, adminListen,
         };
         command.Validators.Add(result =>
         {
@@ -62,8 +67,10 @@ internal static class RelayCommand
             foreach (var port in new[] { siloPort, orleansPort })
                 if (result.GetValue(port) is { } p && p is < 1 or > 65535) result.AddError($"{port.Name} must be 1 to 65535");
             var keys = result.GetValue(grantKeys) ?? [];
-            if (result.GetValue(requireGrants) && keys.Length == 0) result.AddError("--require-grants needs at least one --grant-key FILE (create one with 'wzp grant key new --out FILE')");
-            if (!result.GetValue(requireGrants) && keys.Length > 0) result.AddError("--grant-key is only used with --require-grants");
+            var keySet = result.GetValue(grantKeySet);
+            if (result.GetValue(requireGrants) && keys.Length == 0 && keySet is null)
+                result.AddError("--require-grants needs at least one --grant-key FILE (create one with 'wzp grant key new --out FILE') or --grant-keys SET");
+            if (!result.GetValue(requireGrants) && (keys.Length > 0 || keySet is not null)) result.AddError("--grant-key and --grant-keys are only used with --require-grants");
         });
         command.SetAction((parse, cancellationToken) => RunAsync(
             console,
@@ -73,13 +80,14 @@ internal static class RelayCommand
             parse.GetValue(orleansPort),
             parse.GetValue(verbose),
             parse.GetValue(requireGrants) ? parse.GetValue(grantKeys) ?? [] : null,
+            parse.GetValue(grantKeySet) is { } set ? Path.GetFullPath(set) : null,
             parse.GetValue(adminListen),
             cancellationToken));
         return command;
     }
 
     private static async Task<int> RunAsync(CliConsole console, string listen, string dataDirectory, int? siloPort, int? orleansPort, bool verbose,
-        string[]? grantKeyFiles, string? adminListen, CancellationToken cancellationToken)
+        string[]? grantKeyFiles, string? grantKeySet, string? adminListen, CancellationToken cancellationToken)
     {
         WzpPaths.CreatePrivateDirectory(dataDirectory);
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ContentRootPath = ContentRoot.Find(), Args = [] });
@@ -94,6 +102,11 @@ internal static class RelayCommand
         if (siloPort is { } s) overrides["Orleans:Clustering:SiloPort"] = s.ToString(CultureInfo.InvariantCulture);
         if (orleansPort is { } o) overrides["Orleans:Clustering:GatewayPort"] = o.ToString(CultureInfo.InvariantCulture);
         var grantKeyIds = grantKeyFiles is null ? null : AddGrantKeys(grantKeyFiles, overrides);
+        if (grantKeyIds is not null && grantKeySet is not null)
+        {
+            overrides["Gateway:Grants:KeySetFile"] = grantKeySet;
+            grantKeyIds.Add($"the keys of {grantKeySet} (re-read when it changes)");
+        }
         builder.Configuration.AddInMemoryCollection(overrides);
         builder.Logging.ClearProviders();
         // The relay's own lines go to the console; the silo's chatter only with --verbose or when it matters.
