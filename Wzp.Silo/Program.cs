@@ -25,3 +25,7 @@ if (!await RedisWait.BeforeStartAsync(builder.Configuration, "Wzp.Silo")) return
 
 await builder.Build().RunAsync();
 return 0;
+
+// Internal, as without ASP.NET Core: its source generator would otherwise make the entry point's class public, and
+// every project referencing this one (the benchmarks, the CLI) would see a second 'Program'.
+internal partial class Program;
