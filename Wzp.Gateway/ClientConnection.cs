@@ -202,6 +202,8 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
                 control.TrySend(new Error(ErrorCodes.Unauthorized, $"removed from room '{session.Room}' by the cluster while joining"));
                 return null;
             }
+            // A mute of the room's changes this member skipped while not ready (they are in this list) applies too.
+            member.Muted = self.Muted;
             var members = routing.Members.Select(ToInfo).ToList();
             control.TrySend(new Joined(session.Room, result.Slot, (uint)result.Epoch, members));
             member.Ready = true;

@@ -240,17 +240,14 @@ public sealed partial class GatewayServer : IAsyncDisposable
         if (member.Session.SendsMedia)
         {
             // A muted member's uplink stops here, before it is opened; unmuted, it flows again with no new handler.
-            member.Connection.SetDatagramHandler((_, datagram) =>
+            void Uplink(ReadOnlySpan<byte> datagram)
             {
                 if (member.Muted) Counters.Drop(GatewayDrop.Muted);
                 else _forwarder.OnUplink(member, datagram, fanout);
-            });
+            }
+            member.Connection.SetDatagramHandler((_, datagram) => Uplink(datagram));
             // A client may send media the moment it reads 'joined', before the handler above was set.
-            DrainQueued(member.Connection, datagram =>
-            {
-                if (member.Muted) Counters.Drop(GatewayDrop.Muted);
-                else _forwarder.OnUplink(member, datagram, fanout);
-            });
+            DrainQueued(member.Connection, Uplink);
         }
         else
         {
