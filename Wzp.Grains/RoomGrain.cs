@@ -189,7 +189,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             return Task.FromResult(false);
         }
 
-        Remove(member);
+        KickMember(member);
         return Task.FromResult(true);
     }
 
@@ -239,13 +239,16 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             return Task.FromResult(new AdminOutcome(false, 0));
         }
 
-        if (command.Action == AdminAction.Kick)
+        switch (command.Action)
         {
-            Remove(member);
-        }
-        else
-        {
-            SetMuted(member, command.Action == AdminAction.Mute);
+            case AdminAction.Kick:
+                KickMember(member);
+                break;
+            case AdminAction.Mute or AdminAction.Unmute:
+                SetMuted(member, command.Action == AdminAction.Mute);
+                break;
+            default:
+                return Task.FromResult(new AdminOutcome(false, 0));
         }
 
         return Task.FromResult(new AdminOutcome(true, 1));
@@ -280,7 +283,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         return false;
     }
 
-    private void Remove(RoomMember member)
+    private void KickMember(RoomMember member)
     {
         _members.Remove(member.Slot);
         if (_kicked.Count >= MaxKicked)

@@ -216,10 +216,13 @@ public sealed partial class AdminApi : IAsyncDisposable
                 [.. snapshot.Members.Select(m => m.GatewayId).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)], members);
         }
 
+        // The client hears why; the log only that it was refused (a grant's failure names its room and times, which
+        // stay out of logs: AdminCredentials logs the key id, subject and which check failed).
         private IResult Refuse(HttpContext context, AdminCaller caller)
         {
             if (caller.Status == StatusCodes.Status401Unauthorized) context.Response.Headers.WWWAuthenticate = "Bearer realm=\"wzp-admin\"";
-            return Problem(context, caller.Status, caller.Problem!);
+            Log.Refused(logger, context.Request.Method, caller.Status, "credential refused");
+            return Results.Json(new AdminError(caller.Problem!), statusCode: caller.Status);
         }
 
         private IResult Problem(HttpContext context, int status, string message)
