@@ -160,6 +160,14 @@ public sealed class GrantCliTests : IDisposable
     }
 
     [Fact]
+    public async Task Relay_GrantKeySetWithoutRequireGrants_IsAUsageError()
+    {
+        var result = await CliTests.RunAsync("relay", "--grant-keys", _dir.File("keys.json"), "--data-dir", _dir.File("relay"));
+        Assert.Equal(ExitCodes.Usage, result.Code);
+        Assert.Contains("only used with --require-grants", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Relay_RequireGrantsWithoutAKey_IsAUsageError()
     {
         var result = await CliTests.RunAsync("relay", "--require-grants", "--data-dir", _dir.File("relay"));
