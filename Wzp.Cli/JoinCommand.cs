@@ -217,7 +217,12 @@ internal static class JoinCommand
                 await foreach (var change in client.MemberEvents.ReadAllAsync(cancellationToken).ConfigureAwait(false))
                 {
                     if (console.IsInteractive) continue; // the live table shows members
-                    console.Out.WriteLine(change.Kind == MemberEventKind.Joined ? $"+ {change.Member} joined" : $"- {change.Member} left");
+                    console.Out.WriteLine(change.Kind switch
+                    {
+                        MemberEventKind.Joined => $"+ {change.Member} joined",
+                        MemberEventKind.Left => $"- {change.Member} left",
+                        _ => $"~ {change.Member} {(change.Member.Muted ? "is muted" : "is not muted")}",
+                    });
                 }
             }
             catch (OperationCanceledException)

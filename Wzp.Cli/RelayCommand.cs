@@ -47,22 +47,36 @@ internal static class RelayCommand
             AllowMultipleArgumentsPerToken = false,
         };
         var webhookSecret = new Option<string?>("--webhook-secret") { Description = "File with the shared secret that signs webhook requests (at least 16 characters, e.g. 'openssl rand -hex 32')." };
+        var grantKeySet = new Option<string>("--grant-keys")
+        {
+            Description = "A JWK Set file ({\"keys\":[...]}) of issuer keys whose grants are accepted, read again whenever it changes, " +
+                "so keys rotate without a restart (docs/operations.md, \"Keys and rotation\"). With or instead of --grant-key.",
+        };
+        var adminListen = new Option<string>("--admin-listen")
+        {
+            Description = $"TCP address of the room administration API ('wzp admin'; its operator key is created in --data-dir/admin.key). " +
+                $"Default: Admin:ListenAddress of appsettings.json ({Wzp.Silo.AdminApiOptions.DefaultListenAddress}). Keep it on loopback.",
+        };
         var command = new Command("relay",
             "Run the all-in-one relay: an Orleans silo with localhost clustering and a gateway on 127.0.0.1:4433. " +
             "On first start it creates the cluster key, the gateway identity and its credential (in --data-dir), then prints " +
             "the cluster fingerprint and the command to join. Stop it with Ctrl+C.")
         {
-            listen, dataDir, siloPort, orleansPort, verbose, requireGrants, grantKeys, webhooks, webhookSecret,
+            listen, dataDir, siloPort, orleansPort, verbose, requireGrants, grantKeys, grantKeySet, adminListen, webhooks, webhookSecret,
         };
         command.Validators.Add(result =>
         {
             if (result.GetResult(listen) is { Implicit: false } && !IPEndPoint.TryParse(result.GetValue(listen) ?? "", out _))
                 result.AddError("--listen must be an IP address and port, e.g. 127.0.0.1:4433");
+            if (result.GetValue(adminListen) is { } admin && !IPEndPoint.TryParse(admin, out _))
+                result.AddError("--admin-listen must be an IP address and port, e.g. 127.0.0.1:9470");
             foreach (var port in new[] { siloPort, orleansPort })
                 if (result.GetValue(port) is { } p && p is < 1 or > 65535) result.AddError($"{port.Name} must be 1 to 65535");
             var keys = result.GetValue(grantKeys) ?? [];
-            if (result.GetValue(requireGrants) && keys.Length == 0) result.AddError("--require-grants needs at least one --grant-key FILE (create one with 'wzp grant key new --out FILE')");
-            if (!result.GetValue(requireGrants) && keys.Length > 0) result.AddError("--grant-key is only used with --require-grants");
+            var keySet = result.GetValue(grantKeySet);
+            if (result.GetValue(requireGrants) && keys.Length == 0 && keySet is null)
+                result.AddError("--require-grants needs at least one --grant-key FILE (create one with 'wzp grant key new --out FILE') or --grant-keys SET");
+            if (!result.GetValue(requireGrants) && (keys.Length > 0 || keySet is not null)) result.AddError("--grant-key and --grant-keys are only used with --require-grants");
             if ((result.GetValue(webhooks) ?? []).Length > 0 != result.GetValue(webhookSecret) is not null) result.AddError("--webhook and --webhook-secret FILE go together");
         });
         command.SetAction((parse, cancellationToken) => RunAsync(
@@ -73,13 +87,15 @@ internal static class RelayCommand
             parse.GetValue(orleansPort),
             parse.GetValue(verbose),
             parse.GetValue(requireGrants) ? parse.GetValue(grantKeys) ?? [] : null,
+            parse.GetValue(grantKeySet) is { } set ? Path.GetFullPath(set) : null,
+            parse.GetValue(adminListen),
             (parse.GetValue(webhooks) ?? [], parse.GetValue(webhookSecret)),
             cancellationToken));
         return command;
     }
 
     private static async Task<int> RunAsync(CliConsole console, string listen, string dataDirectory, int? siloPort, int? orleansPort, bool verbose,
-        string[]? grantKeyFiles, (string[] Urls, string? SecretFile) webhooks, CancellationToken cancellationToken)
+        string[]? grantKeyFiles, string? grantKeySet, string? adminListen, (string[] Urls, string? SecretFile) webhooks, CancellationToken cancellationToken)
     {
         WzpPaths.CreatePrivateDirectory(dataDirectory);
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ContentRootPath = ContentRoot.Find(), Args = [] });
@@ -88,10 +104,17 @@ internal static class RelayCommand
             ["Gateway:ListenAddress"] = listen,
             ["Gateway:DataDirectory"] = dataDirectory,
             ["Orleans:Clustering:Mode"] = nameof(ClusteringMode.Localhost),
+            ["Admin:OperatorKeyFile"] = Path.Combine(dataDirectory, AdminCommand.OperatorKeyFileName),
         };
+        if (adminListen is not null) overrides["Admin:ListenAddress"] = adminListen;
         if (siloPort is { } s) overrides["Orleans:Clustering:SiloPort"] = s.ToString(CultureInfo.InvariantCulture);
         if (orleansPort is { } o) overrides["Orleans:Clustering:GatewayPort"] = o.ToString(CultureInfo.InvariantCulture);
         var grantKeyIds = grantKeyFiles is null ? null : AddGrantKeys(grantKeyFiles, overrides);
+        if (grantKeyIds is not null && grantKeySet is not null)
+        {
+            overrides["Gateway:Grants:KeySetFile"] = grantKeySet;
+            grantKeyIds.Add($"the keys of {grantKeySet} (re-read when it changes)");
+        }
         for (var i = 0; i < webhooks.Urls.Length; i++) overrides[$"Webhooks:Urls:{i}"] = webhooks.Urls[i];
         if (webhooks.SecretFile is not null) overrides["Webhooks:SecretFile"] = Path.GetFullPath(webhooks.SecretFile);
         builder.Configuration.AddInMemoryCollection(overrides);
@@ -102,6 +125,7 @@ internal static class RelayCommand
         builder.Services.Configure<ConsoleLifetimeOptions>(options => options.SuppressStatusMessages = true);
         builder.AddWzpSilo();
         builder.Services.AddWzpGateway(builder.Configuration, allInOne: true);
+        builder.AddWzpAdminApi();
 
         using var host = builder.Build();
         var gateway = host.Services.GetRequiredService<GatewayHost>();
@@ -119,6 +143,8 @@ internal static class RelayCommand
                 ? "open relay: anyone who reaches it can join any room (require grants with --require-grants --grant-key FILE)"
                 : $"grants required: members need a grant signed by {string.Join(", ", grantKeyIds)} ('wzp grant issue', then 'wzp join --token')");
             if (webhooks.Urls.Length > 0) console.Out.WriteLine($"room events go to {webhooks.Urls.Length} webhook URL(s), signed with the secret in {webhooks.SecretFile}");
+            if (host.Services.GetRequiredService<AdminApiHost>().Address is { } admin)
+                console.Out.WriteLine($"room administration API on {admin} (operator key in {Path.Combine(dataDirectory, AdminCommand.OperatorKeyFileName)}; 'wzp admin --help')");
             console.Out.WriteLine($"join with: wzp join myroom --gateway {joinAddress} --pin {fingerprint}");
             console.Out.Flush();
             await host.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);

@@ -79,6 +79,7 @@ public static class WzpCommand
         root.Subcommands.Add(JoinCommand.Create(console));
         root.Subcommands.Add(RelayCommand.Create(console));
         root.Subcommands.Add(GrantCommands.Create(console));
+        root.Subcommands.Add(AdminCommand.Create(console));
         return root;
     }
 }
@@ -89,6 +90,10 @@ public static class ExitCodes
     public const int Success = 0;
     public const int Failure = 1;
     public const int Usage = 2;
+    /// <summary><c>wzp admin</c>: the API refused the credential (401) or the grant does not allow the request (403).</summary>
+    public const int Refused = 3;
+    /// <summary><c>wzp admin</c>: no such room or member (404).</summary>
+    public const int NotFound = 4;
     public const int Interrupted = 130;
 }
 

@@ -122,6 +122,51 @@ public sealed class GrantCliTests : IDisposable
         Assert.Contains("only a public key", result.Error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("admin", "--help")]
+    [InlineData("admin", "rooms", "--help")]
+    [InlineData("admin", "kick", "--help")]
+    [InlineData("admin", "mute", "--help")]
+    public async Task Help_ExplainsTheAdminCommands(params string[] args)
+    {
+        var result = await CliTests.RunAsync(args);
+        Assert.Equal(ExitCodes.Success, result.Code);
+        Assert.Contains("Usage:", result.Out, StringComparison.Ordinal);
+        Assert.Contains("--key-file", result.Out, StringComparison.Ordinal);
+        Assert.Contains("--grant", result.Out, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("a slot of 0", "admin", "kick", "r", "0")]
+    [InlineData("no slot", "admin", "mute", "r")]
+    [InlineData("a grant without identity", "admin", "rooms", "--grant", "a.b.c")]
+    [InlineData("a bad url", "admin", "rooms", "--api", "ftp://x")]
+    public async Task Admin_BadArguments_AreUsageErrors(string why, params string[] args)
+    {
+        var result = await CliTests.RunAsync(args);
+        Assert.True(result.Code == ExitCodes.Usage, $"{why}: exit {result.Code} {result.Error}");
+        Assert.StartsWith("wzp: ", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Admin_ApiUnreachable_ExitsOneSayingSo()
+    {
+        var port = RelayFixture.FreePort(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        var keyFile = _dir.File("admin.key");
+        File.WriteAllText(keyFile, "0123456789abcdef0123\n");
+        var result = await CliTests.RunAsync("admin", "rooms", "--api", $"http://127.0.0.1:{port}/", "--key-file", keyFile);
+        Assert.Equal(ExitCodes.Failure, result.Code);
+        Assert.Contains("is unreachable", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Relay_GrantKeySetWithoutRequireGrants_IsAUsageError()
+    {
+        var result = await CliTests.RunAsync("relay", "--grant-keys", _dir.File("keys.json"), "--data-dir", _dir.File("relay"));
+        Assert.Equal(ExitCodes.Usage, result.Code);
+        Assert.Contains("only used with --require-grants", result.Error, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Relay_RequireGrantsWithoutAKey_IsAUsageError()
     {
@@ -379,6 +424,94 @@ public sealed class GrantedRelayTests(GrantedRelayFixture relay) : IDisposable
         await Eventually.TrueAsync(() => alice.Others.Count == 0, "bob is gone");
         Assert.Equal(ClientState.Joined, alice.State);
     }
+
+    private string[] Admin(params string[] args) => ["admin", .. args, "--api", relay.AdminApi.ToString(), "--key-file", relay.AdminKeyFile];
+
+    [Fact]
+    public async Task Relay_SaysWhereItsAdministrationApiIs()
+    {
+        await Eventually.TrueAsync(() => relay.Output.Contains($"room administration API on {relay.AdminApi}", StringComparison.Ordinal),
+            $"the relay says where its API is: {relay.Output}");
+    }
+
+    [Fact]
+    public async Task Cli_Admin_ListsRoomsAndMembers_KicksAMember_AndSaysWhenTheSlotIsGone()
+    {
+        var room = "admin-cli-" + Guid.NewGuid().ToString("N");
+        var s = Options(room, "speaker", "");
+        var l = Options(room, "listener", "");
+        s.Token = await IssueAsync(relay.Ed25519KeyFile, room, s.Identity!.Fingerprint, "--name", "Speaker");
+        l.Token = await IssueAsync(relay.Hs256KeyFile, room, l.Identity!.Fingerprint, "--listen-only");
+        await using var speaker = await WzpClient.ConnectAsync(s);
+        await using var listener = await WzpClient.ConnectAsync(l);
+        await Eventually.TrueAsync(() => speaker.Others.Count == 1 && listener.Others.Count == 1, "both see each other");
+        Assert.True(speaker.Others.Single().Listener, "the member list marks the listener");
+
+        // As a process, as an operator runs it.
+        var rooms = await CliTests.RunProcessAsync(Admin("rooms"));
+        Assert.True(rooms.Code == 0, $"exit {rooms.Code}: {rooms.Error}");
+        var line = Assert.Single(rooms.Out.Split('\n'), row => row.StartsWith(room, StringComparison.Ordinal));
+        Assert.Matches($@"^{room}\s+2\s+gateway-1\s+\d+\s+\d+s", line);
+
+        var members = await CliTests.RunAsync(Admin("members", room));
+        Assert.True(members.Code == 0, members.Error);
+        Assert.Contains($"room '{room}': 2 members", members.Out, StringComparison.Ordinal);
+        var listenerLine = Assert.Single(members.Out.Split('\n'), row => row.Contains(FingerprintOf(listener), StringComparison.Ordinal));
+        Assert.Contains("listener", listenerLine, StringComparison.Ordinal);
+        var speakerLine = Assert.Single(members.Out.Split('\n'), row => row.Contains(FingerprintOf(speaker), StringComparison.Ordinal));
+        Assert.Contains("Speaker", speakerLine, StringComparison.Ordinal);
+
+        var kick = await CliTests.RunProcessAsync(Admin("kick", room, listener.Slot.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.True(kick.Code == 0, $"exit {kick.Code}: {kick.Error}");
+        Assert.Contains($"kicked slot {listener.Slot} of room '{room}'", kick.Out, StringComparison.Ordinal);
+        var failure = await Assert.ThrowsAsync<GatewayErrorException>(() => listener.Completion.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(ErrorCodes.Kicked, failure.Code);
+        await Eventually.TrueAsync(() => speaker.Others.Count == 0, "the speaker sees it gone");
+
+        var again = await CliTests.RunAsync(Admin("kick", room, listener.Slot.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.Equal(ExitCodes.NotFound, again.Code);
+        Assert.Contains($"room '{room}' has no member in slot {listener.Slot}", again.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Cli_Admin_WithAWrongOperatorKey_ExitsThreeRefused()
+    {
+        var wrong = _dir.File("wrong.key");
+        File.WriteAllText(wrong, "not-the-relays-key-0123456789\n");
+        var result = await CliTests.RunAsync("admin", "rooms", "--api", relay.AdminApi.ToString(), "--key-file", wrong);
+        Assert.Equal(ExitCodes.Refused, result.Code);
+        Assert.Contains("refused (401", result.Error, StringComparison.Ordinal);
+        Assert.Contains("the operator key is not valid", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Cli_Admin_WithAnAdminGrantAndItsIdentity_MutesAMember_AndWithoutAdminIsRefused()
+    {
+        var room = "admin-grant-" + Guid.NewGuid().ToString("N");
+        var m = Options(room, "member", "");
+        m.Token = await IssueAsync(relay.Ed25519KeyFile, room, m.Identity!.Fingerprint);
+        await using var member = await WzpClient.ConnectAsync(m);
+        Assert.Equal(0, (await CliTests.RunAsync("keygen", "--out", _dir.File("ops.id"))).Code);
+        var adminGrant = await CliTests.RunAsync("grant", "issue", "--room", room, "--identity", _dir.File("ops.id"), "--key", relay.Ed25519KeyFile, "--admin");
+        var plainGrant = await CliTests.RunAsync("grant", "issue", "--room", room, "--identity", _dir.File("ops.id"), "--key", relay.Ed25519KeyFile);
+        string[] WithGrant(string grant, params string[] args) =>
+            ["admin", .. args, "--api", relay.AdminApi.ToString(), "--grant", grant.Trim(), "--identity", _dir.File("ops.id")];
+
+        var muted = await CliTests.RunAsync(WithGrant(adminGrant.Out, "mute", room, member.Slot.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.True(muted.Code == 0, muted.Error);
+        Assert.Contains($"muted slot {member.Slot} of room '{room}'", muted.Out, StringComparison.Ordinal);
+        await Eventually.TrueAsync(() => member.Members.Single(x => x.Slot == member.Slot).Muted, "the member sees itself muted");
+
+        var refused = await CliTests.RunAsync(WithGrant(plainGrant.Out, "unmute", room, member.Slot.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.Equal(ExitCodes.Refused, refused.Code);
+        Assert.Contains("the grant has no 'admin'", refused.Error, StringComparison.Ordinal);
+        // Listing every room needs a grant for every room.
+        var listing = await CliTests.RunAsync(WithGrant(adminGrant.Out, "rooms"));
+        Assert.Equal(ExitCodes.Refused, listing.Code);
+        Assert.Contains($"is for room '{room}'", listing.Error, StringComparison.Ordinal);
+    }
+
+    private static string FingerprintOf(WzpClient client) => client.Members.Single(x => x.Slot == client.Slot).Fingerprint.ToString();
 
     private static string? CodeOf(Exception e) => e switch
     {

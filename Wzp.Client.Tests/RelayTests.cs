@@ -32,15 +32,24 @@ public class RelayFixture : IAsyncLifetime
 
     public string Output => string.Join('\n', _output);
 
+    /// <summary>The relay's room administration API (a free port, so that relays of several collections never collide).</summary>
+    public Uri AdminApi { get; private set; } = null!;
+
+    /// <summary>The operator key the relay created in its data directory.</summary>
+    public string AdminKeyFile => Path.Combine(_dir.File("relay"), "admin.key");
+
     public async Task InitializeAsync()
     {
         var port = FreePort(SocketType.Dgram, ProtocolType.Udp);
+        var adminPort = FreePort(SocketType.Stream, ProtocolType.Tcp);
+        AdminApi = new Uri($"http://127.0.0.1:{adminPort}/");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         string[] args =
         [
             Path.Combine(AppContext.BaseDirectory, "wzp.dll"), "relay", "--listen", $"127.0.0.1:{port}", "--data-dir", _dir.File("relay"),
             "--silo-port", FreePort(SocketType.Stream, ProtocolType.Tcp).ToString(CultureInfo.InvariantCulture),
             "--orleans-port", FreePort(SocketType.Stream, ProtocolType.Tcp).ToString(CultureInfo.InvariantCulture),
+            "--admin-listen", $"127.0.0.1:{adminPort}",
             .. await ExtraArgumentsAsync(),
         ];
         foreach (var arg in args)
@@ -251,7 +260,8 @@ public sealed class RelayTests(RelayFixture relay) : IDisposable
     {
         var result = await CliTests.RunProcessAsync("relay", "--listen", relay.Address.ToString(), "--data-dir", _dir.File("second"),
             "--silo-port", RelayFixture.FreePort(SocketType.Stream, ProtocolType.Tcp).ToString(CultureInfo.InvariantCulture),
-            "--orleans-port", RelayFixture.FreePort(SocketType.Stream, ProtocolType.Tcp).ToString(CultureInfo.InvariantCulture));
+            "--orleans-port", RelayFixture.FreePort(SocketType.Stream, ProtocolType.Tcp).ToString(CultureInfo.InvariantCulture),
+            "--admin-listen", $"127.0.0.1:{RelayFixture.FreePort(SocketType.Stream, ProtocolType.Tcp).ToString(CultureInfo.InvariantCulture)}");
         Assert.Equal(ExitCodes.Failure, result.Code);
         var line = Assert.Single(result.Error.TrimEnd('\n').Split('\n'));
         Assert.StartsWith("wzp: the relay cannot start: ", line);

@@ -3,18 +3,29 @@ using Wzp.Protocol;
 namespace Wzp.Client;
 
 /// <summary>A member of the room as this client sees it; <see cref="Slot"/> is what media frames carry as their source.</summary>
-public sealed record RoomMember(int Slot, Fingerprint Fingerprint, string Alias)
+/// <param name="Slot">The member's slot.</param>
+/// <param name="Fingerprint">The member's identity.</param>
+/// <param name="Alias">Its display name.</param>
+/// <param name="Muted">An administrator muted it: nobody hears it (docs/protocol.md §11).</param>
+/// <param name="Listener">Its grant lacks <c>publish</c>: nobody hears it.</param>
+public sealed record RoomMember(int Slot, Fingerprint Fingerprint, string Alias, bool Muted = false, bool Listener = false)
 {
-    public override string ToString() => Alias.Length > 0 ? $"{Alias} (slot {Slot}, {Fingerprint})" : $"slot {Slot} ({Fingerprint})";
+    public override string ToString()
+    {
+        var marks = (Muted ? ", muted" : "") + (Listener ? ", listener" : "");
+        return Alias.Length > 0 ? $"{Alias} (slot {Slot}, {Fingerprint}{marks})" : $"slot {Slot} ({Fingerprint}{marks})";
+    }
 }
 
 public enum MemberEventKind
 {
     Joined,
     Left,
+    /// <summary>A member's flags changed (<see cref="RoomMember.Muted"/>); the event carries its new record.</summary>
+    Updated,
 }
 
-/// <summary>A member joined or left the room.</summary>
+/// <summary>A member joined, left or was updated (muted, unmuted).</summary>
 public sealed record MemberEvent(MemberEventKind Kind, RoomMember Member);
 
 /// <summary>

@@ -241,6 +241,18 @@ public sealed partial class WzpClient : IAsyncDisposable
     }
 
     /// <summary>
+    /// Asks the gateway to mute (or unmute) the member in <paramref name="slot"/> (docs/protocol.md §11): its gateway
+    /// then drops what it sends, wherever it is connected, and the member list marks it (<see cref="RoomMember.Muted"/>,
+    /// a <see cref="MemberEventKind.Updated"/> event). Needs a grant with <c>admin</c>, as <see cref="KickAsync"/>.
+    /// </summary>
+    public async Task MuteAsync(int slot, bool muted = true, CancellationToken cancellationToken = default)
+    {
+        var link = _link;
+        if (link is null || link.HasEnded || State != ClientState.Joined) throw new InvalidOperationException("Not in a room.");
+        await link.Control.SendAsync(muted ? new Mute(slot) : new Unmute(slot), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Sends <c>leave</c>, closes the connection and ends <see cref="ReceiveAsync"/> and <see cref="MemberEvents"/>.
     /// Idempotent; never throws for a connection that is already gone.
     /// </summary>
@@ -344,15 +356,18 @@ public sealed partial class WzpClient : IAsyncDisposable
             foreach (var info in update.Joined ?? [])
             {
                 if (ToMember(info) is not { } member) continue;
+                // A slot listed again with the same identity is an update of its flags (docs/protocol.md §11).
+                var updated = _members.TryGetValue(member.Slot, out var known) && known.Fingerprint == member.Fingerprint;
                 _members = _members.SetItem(member.Slot, member);
-                if (member.Slot != self) _memberEvents.Writer.TryWrite(new MemberEvent(MemberEventKind.Joined, member));
+                if (member.Slot != self || updated)
+                    _memberEvents.Writer.TryWrite(new MemberEvent(updated ? MemberEventKind.Updated : MemberEventKind.Joined, member));
             }
         }
     }
 
     private static RoomMember? ToMember(MemberInfo info) =>
         info is { Slot: >= 1 and <= ushort.MaxValue, Fingerprint.Length: Fingerprint.Size }
-            ? new RoomMember(info.Slot, Fingerprint.FromBytes(info.Fingerprint), info.Alias ?? "")
+            ? new RoomMember(info.Slot, Fingerprint.FromBytes(info.Fingerprint), info.Alias ?? "", info.Muted, info.Listener)
             : null;
 
     /// <summary>Watches the live link; when it ends, reconnects with backoff or closes the client.</summary>

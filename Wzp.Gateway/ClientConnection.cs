@@ -167,7 +167,10 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
         JoinResult result;
         try
         {
-            result = await server.Agent.Rooms.JoinAsync(session.Room, fingerprint, session.Alias).ConfigureAwait(false);
+            // The last moment the grant is accepted, as the handshake checked it: the room refuses a kicked identity
+            // until then, and this gateway removes the member then (GatewayServer.RemoveExpiredGrants).
+            var grantExpires = session.Grant is { } grant ? grant.Expires + _options.Grants.ClockSkew : (DateTimeOffset?)null;
+            result = await server.Agent.Rooms.JoinAsync(session.Room, fingerprint, session.Alias, listener: !session.SendsMedia, grantExpires).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -181,7 +184,9 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
             control.TrySend(result.Status switch
             {
                 JoinStatus.RoomFull => new Error(ErrorCodes.RoomFull, $"room '{session.Room}' is full"),
-                JoinStatus.Kicked => new Error(ErrorCodes.Kicked, $"an administrator removed this identity from room '{session.Room}'; it cannot rejoin while the room is open"),
+                JoinStatus.Kicked => new Error(ErrorCodes.Kicked, session.Grant is null
+                    ? $"an administrator removed this identity from room '{session.Room}'; it cannot rejoin while the room is open"
+                    : $"an administrator removed this identity from room '{session.Room}'; it cannot rejoin while the room is open, until the grant it was removed with expires"),
                 JoinStatus.Invalid => new Error(ErrorCodes.BadRequest, "room name or alias refused by the cluster"),
                 _ => new Error(ErrorCodes.Busy, "gateway not registered with the cluster yet; retry shortly"),
             });
@@ -189,7 +194,11 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
             return null;
         }
         var member = new LocalMember(session.Room, result.Slot, result.Epoch, session, connection, control,
-            new UplinkBudget(_options.MemberUplinkRate, _options.MemberUplinkBurst, server.Time.TimestampFrequency, server.Time.GetTimestamp()));
+            new UplinkBudget(_options.MemberUplinkRate, _options.MemberUplinkBurst, server.Time.TimestampFrequency, server.Time.GetTimestamp()))
+        {
+            // Before its uplink is connected: an identity muted in this room stays muted when it rejoins.
+            Muted = result.Snapshot?.Members.FirstOrDefault(m => m.Slot == result.Slot)?.Muted ?? false,
+        };
         server.AddMember(member);
         Interlocked.MemoryBarrier(); // pairs with GatewayServer.OnRoomChanged: the member is visible before the table is read
         lock (member.Gate)
@@ -204,6 +213,8 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
                 control.TrySend(new Error(ErrorCodes.Unauthorized, $"removed from room '{session.Room}' by the cluster while joining"));
                 return null;
             }
+            // A mute of the room's changes this member skipped while not ready (they are in this list) applies too.
+            member.Muted = self.Muted;
             var members = routing.Members.Select(ToInfo).ToList();
             control.TrySend(new Joined(session.Room, result.Slot, (uint)result.Epoch, members));
             member.Ready = true;
@@ -234,6 +245,12 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
                 case Kick kick:
                     if (server.Kick(member, kick) is { } refused) return refused;
                     break;
+                case Mute mute:
+                    if (server.Mute(member, mute.Slot, muted: true) is { } muteRefused) return muteRefused;
+                    break;
+                case Unmute unmute:
+                    if (server.Mute(member, unmute.Slot, muted: false) is { } unmuteRefused) return unmuteRefused;
+                    break;
                 case Hello or Confirm:
                     return new Error(ErrorCodes.BadRequest, $"'{message.Type}' after the handshake");
                 default:
@@ -242,7 +259,7 @@ internal sealed partial class ClientConnection(GatewayServer server, QuicConnect
         }
     }
 
-    internal static MemberInfo ToInfo(RoomMember member) => new(member.Slot, member.Fingerprint.ToArray(), member.Alias);
+    internal static MemberInfo ToInfo(RoomMember member) => new(member.Slot, member.Fingerprint.ToArray(), member.Alias, member.Muted, member.Listener);
 
     private static partial class Log
     {

@@ -68,6 +68,18 @@ internal sealed class LocalMember
     /// <summary>Set, under <see cref="Gate"/>, once the room removed this member and the gateway cut it off.</summary>
     public bool Evicted { get; set; }
 
+    private volatile bool _muted;
+
+    /// <summary>
+    /// An administrator muted the member (the room's record says so): its uplink is dropped and counted as
+    /// <c>muted</c>. Read by the receive path for every datagram, written when the room changes.
+    /// </summary>
+    public bool Muted
+    {
+        get => _muted;
+        set => _muted = value;
+    }
+
     public long RekeysStarted => Interlocked.Read(ref _rekeysStarted);
 
     public long RekeysCompleted => Interlocked.Read(ref _rekeysCompleted);

@@ -23,6 +23,9 @@ public enum GatewayDrop
 
     /// <summary>From a listener: a member whose grant lacks <c>publish</c>.</summary>
     ListenOnly,
+
+    /// <summary>From a member an administrator muted.</summary>
+    Muted,
 }
 
 /// <summary>Why a client's token was refused.</summary>
@@ -69,6 +72,9 @@ public sealed class GatewayCounters : IDisposable
     private readonly long[] _tokenRefusals = new long[Enum.GetValues<TokenRefusal>().Length];
     private long _credentialExpiry = long.MaxValue;
     private long _expiredLinks;
+    private long _grantsExpired;
+    private long _grantKeyReloads;
+    private long _grantKeyReloadFailures;
 
     public GatewayCounters(string gatewayId)
     {
@@ -103,6 +109,12 @@ public sealed class GatewayCounters : IDisposable
             description: "Seconds until the gateway's credential expires (every client refuses the gateway then)");
         _meter.CreateObservableCounter("wzp.gateway.link.expired", () => new Measurement<long>(ExpiredLinks, gateway),
             description: "Links dropped because the peer gateway's credential expired");
+        _meter.CreateObservableCounter("wzp.gateway.grants.expired", () => new Measurement<long>(GrantsExpired, gateway),
+            description: "Members disconnected because their grant expired while they were in a room");
+        _meter.CreateObservableCounter("wzp.gateway.grant.keys.reloads", () => new Measurement<long>(GrantKeyReloads, gateway),
+            description: "Changes of the accepted grant keys picked up from their files without a restart");
+        _meter.CreateObservableCounter("wzp.gateway.grant.keys.reload.failures", () => new Measurement<long>(GrantKeyReloadFailures, gateway),
+            description: "Grant key files that changed but could not be read or parsed (the previous keys stay in use)");
         _meter.CreateObservableCounter("wzp.gateway.handshake.failures", () => new Measurement<long>(HandshakeFailures, gateway),
             description: "Client handshakes that failed or were refused");
     }
@@ -139,6 +151,21 @@ public sealed class GatewayCounters : IDisposable
     public long ExpiredLinks => Interlocked.Read(ref _expiredLinks);
 
     internal void OnExpiredLink() => Interlocked.Increment(ref _expiredLinks);
+
+    /// <summary>Members disconnected because their grant expired while they were in a room.</summary>
+    public long GrantsExpired => Interlocked.Read(ref _grantsExpired);
+
+    internal void OnGrantExpired() => Interlocked.Increment(ref _grantsExpired);
+
+    /// <summary>Changes of the accepted grant keys picked up from their files.</summary>
+    public long GrantKeyReloads => Interlocked.Read(ref _grantKeyReloads);
+
+    internal void OnGrantKeyReload() => Interlocked.Increment(ref _grantKeyReloads);
+
+    /// <summary>Grant key files that changed but could not be read or parsed.</summary>
+    public long GrantKeyReloadFailures => Interlocked.Read(ref _grantKeyReloadFailures);
+
+    internal void OnGrantKeyReloadFailure() => Interlocked.Increment(ref _grantKeyReloadFailures);
 
     public long Drops(GatewayDrop reason) => Interlocked.Read(ref _drops[(int)reason]);
 
@@ -188,6 +215,7 @@ public sealed class GatewayCounters : IDisposable
         GatewayDrop.ForeignSource => "foreign-source",
         GatewayDrop.UplinkLimit => "uplink-limit",
         GatewayDrop.ListenOnly => "listen-only",
+        GatewayDrop.Muted => "muted",
         _ => "unknown-session",
     };
 

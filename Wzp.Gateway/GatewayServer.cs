@@ -40,6 +40,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
         Options = options;
         Keys = keys;
         Time = time ?? TimeProvider.System;
+        _grantKeysStamp = options.Grants.Required ? options.Grants.KeyFilesStamp() : "";
         Grants = options.Grants.CreateValidator(Time); // first: it may refuse to start, before anything needs disposing
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<GatewayServer>();
@@ -47,12 +48,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
         Histograms = new GatewayHistograms(options.GatewayId, Time);
         Admissions = new Admissions(options.MaxPendingHandshakes, options.MaxPendingHandshakesPerAddress);
         Tokens = options.Token.Length == 0 ? null : new TokenGuard(options.Token, options.MaxTokenFailuresPerAddress, options.TokenFailureWindow, Time, Counters);
-        HandshakeOptions = new GatewayHandshakeOptions
-        {
-            TokenValidator = Tokens is null ? null : Tokens.Matches,
-            Grants = Grants,
-            GrantChecked = OnGrantChecked,
-        };
+        HandshakeOptions = NewHandshakeOptions(Grants);
         var linkBind = IPEndPoint.Parse(options.LinkListenAddress);
         _linkSocket = new Socket(linkBind.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         _linkSocket.Bind(linkBind);
@@ -95,10 +91,29 @@ public sealed partial class GatewayServer : IAsyncDisposable
     /// <summary>Where other gateways send link datagrams.</summary>
     public IPEndPoint LinkEndPoint { get; }
 
-    internal GatewayHandshakeOptions HandshakeOptions { get; }
+    private volatile GatewayHandshakeOptions _handshakeOptions = null!;
+    private volatile Protocol.Grants.GrantValidator? _grants;
 
-    /// <summary>The grant checker when <c>Gateway:Grants:Required</c>; null otherwise.</summary>
-    internal Protocol.Grants.GrantValidator? Grants { get; }
+    /// <summary>What each new handshake checks; replaced (never changed) when the grant keys are reloaded.</summary>
+    internal GatewayHandshakeOptions HandshakeOptions
+    {
+        get => _handshakeOptions;
+        private set => _handshakeOptions = value;
+    }
+
+    /// <summary>The grant checker when <c>Gateway:Grants:Required</c>; null otherwise. Replaced when its key files change.</summary>
+    internal Protocol.Grants.GrantValidator? Grants
+    {
+        get => _grants;
+        private set => _grants = value;
+    }
+
+    private GatewayHandshakeOptions NewHandshakeOptions(Protocol.Grants.GrantValidator? grants) => new()
+    {
+        TokenValidator = Tokens is null ? null : Tokens.Matches,
+        Grants = grants,
+        GrantChecked = OnGrantChecked,
+    };
 
     // The key id and subject identify a grant for an operator; its claims (room, name, times) stay out of logs.
     private void OnGrantChecked(Protocol.Fingerprint identity, Protocol.Grants.GrantCheck check)
@@ -203,9 +218,15 @@ public sealed partial class GatewayServer : IAsyncDisposable
         var fanout = _forwarder.AddLocal(member);
         if (member.Session.SendsMedia)
         {
-            member.Connection.SetDatagramHandler((_, datagram) => _forwarder.OnUplink(member, datagram, fanout));
+            // A muted member's uplink stops here, before it is opened; unmuted, it flows again with no new handler.
+            void Uplink(ReadOnlySpan<byte> datagram)
+            {
+                if (member.Muted) Counters.Drop(GatewayDrop.Muted);
+                else _forwarder.OnUplink(member, datagram, fanout);
+            }
+            member.Connection.SetDatagramHandler((_, datagram) => Uplink(datagram));
             // A client may send media the moment it reads 'joined', before the handler above was set.
-            DrainQueued(member.Connection, datagram => _forwarder.OnUplink(member, datagram, fanout));
+            DrainQueued(member.Connection, Uplink);
         }
         else
         {
@@ -258,6 +279,33 @@ public sealed partial class GatewayServer : IAsyncDisposable
         return null;
     }
 
+    /// <summary>
+    /// An admin's <c>mute</c> or <c>unmute</c>: the room records it and every gateway learns it with the room's next
+    /// change; the muted member's own gateway then drops its uplink. Checked and refused as <see cref="Kick"/>, except
+    /// that an admin may mute itself.
+    /// </summary>
+    internal Error? Mute(LocalMember admin, int slot, bool muted)
+    {
+        var type = muted ? "mute" : "unmute";
+        if (!admin.Session.IsAdmin) return new Error(ErrorCodes.Unauthorized, $"'{type}' needs a grant with 'admin'");
+        if (slot is < 1 or > ushort.MaxValue) return new Error(ErrorCodes.BadRequest, $"'{type}' needs the slot of a member");
+        _ = MuteCoreAsync(admin, (ushort)slot, muted);
+        return null;
+    }
+
+    private async Task MuteCoreAsync(LocalMember admin, ushort slot, bool muted)
+    {
+        try
+        {
+            var changed = await Agent.Rooms.MuteAsync(admin.Room, admin.Slot, slot, muted).ConfigureAwait(false);
+            Log.Muted(_logger, admin.Room, slot, admin.Slot, muted, changed);
+        }
+        catch (Exception e)
+        {
+            Log.MuteFailed(_logger, admin.Room, slot, e);
+        }
+    }
+
     private async Task KickCoreAsync(LocalMember admin, ushort slot)
     {
         try
@@ -294,8 +342,10 @@ public sealed partial class GatewayServer : IAsyncDisposable
         }
 
         var before = previous?.BySlot ?? ImmutableDictionary<ushort, RoomMember>.Empty;
+        // A member whose flags changed (muted) is listed again under 'joined' with the new flags: an update, not a
+        // departure. Another member in a slot (the room reused it between two snapshots) left, and the new one joined.
         var joined = current.Members.Where(m => !before.TryGetValue(m.Slot, out var old) || old != m).ToList();
-        var left = before.Keys.Where(slot => !current.BySlot.TryGetValue(slot, out var now) || now != before[slot]).Select(s => (int)s).ToList();
+        var left = before.Keys.Where(slot => !current.BySlot.TryGetValue(slot, out var now) || !now.IsSameMemberAs(before[slot])).Select(s => (int)s).ToList();
         foreach (var member in locals)
         {
             lock (member.Gate)
@@ -306,7 +356,10 @@ public sealed partial class GatewayServer : IAsyncDisposable
                     Evict(member, change.Reason);
                     continue;
                 }
-                var news = joined.Where(m => m.Slot != member.Slot).Select(ClientConnection.ToInfo).ToList();
+                member.Muted = self.Muted;
+                // Its own entry only as an update (it learnt its joining from 'joined'), so it sees itself muted.
+                var news = joined.Where(m => m.Slot != member.Slot || m.IsSameMemberAs(before.GetValueOrDefault(m.Slot)))
+                    .Select(ClientConnection.ToInfo).ToList();
                 var gone = left.Where(s => s != member.Slot).ToList();
                 if ((news.Count > 0 || gone.Count > 0) && !member.Control.TrySend(new RoomUpdate(news, gone)))
                     _ = member.Connection.CloseAsync(ClientConnection.CloseProtocolError, "control stream stalled");
@@ -336,12 +389,16 @@ public sealed partial class GatewayServer : IAsyncDisposable
             RoomChangeReason.GatewayGone => "the cluster declared its gateway gone",
             RoomChangeReason.Joined => "the same identity joined the room again through another connection",
             RoomChangeReason.Kicked => "an administrator removed this member",
+            RoomChangeReason.Closed => "an operator closed the room",
             _ => "the room no longer lists this member",
         };
         Log.Evicted(_logger, member.Room, member.Slot, why);
-        member.Control.TrySend(reason == RoomChangeReason.Kicked
-            ? new Error(ErrorCodes.Kicked, $"removed from room '{member.Room}': {why}")
-            : new Error(ErrorCodes.Unauthorized, $"removed from room '{member.Room}' by the cluster: {why}"));
+        member.Control.TrySend(reason switch
+        {
+            RoomChangeReason.Kicked => new Error(ErrorCodes.Kicked, $"removed from room '{member.Room}': {why}"),
+            RoomChangeReason.Closed => new Error(ErrorCodes.RoomClosed, $"removed from room '{member.Room}': {why}"),
+            _ => new Error(ErrorCodes.Unauthorized, $"removed from room '{member.Room}' by the cluster: {why}"),
+        });
         member.Control.CompleteSending();
         _ = CloseSoonAsync(member);
     }
@@ -455,6 +512,8 @@ public sealed partial class GatewayServer : IAsyncDisposable
                     ReportFinishedRekeys();
                     Links.Tick();
                     CheckCredential();
+                    RemoveExpiredGrants();
+                    ReloadGrantKeys();
                 }
                 catch (Exception e)
                 {
@@ -492,6 +551,75 @@ public sealed partial class GatewayServer : IAsyncDisposable
         {
             if (Keys.WarnIfExpiring(Time, _logger)) _expiryWarnedAt = now;
         }
+    }
+
+    /// <summary>
+    /// A grant holds only until its <c>exp</c> (with the clock skew the handshake allowed): a member still here
+    /// then is told <c>grant-expired</c> and disconnected, and its connection's end leaves the room as usual. The
+    /// client renews by joining again with a fresh grant before this one runs out.
+    /// </summary>
+    private void RemoveExpiredGrants()
+    {
+        if (Grants is null) return;
+        var now = Time.GetUtcNow();
+        foreach (var fanout in _forwarder.Rooms)
+        {
+            foreach (var member in fanout.Current.Locals)
+            {
+                if (member.Session.Grant is not { } grant || now < grant.Expires + Options.Grants.ClockSkew) continue;
+                lock (member.Gate)
+                {
+                    if (member.Evicted) continue;
+                    member.Evicted = true;
+                }
+                member.Connection.SetDatagramHandler(_dropUnknown);
+                _forwarder.RemoveLocal(member);
+                Counters.OnGrantExpired();
+                Log.GrantExpired(_logger, member.Room, member.Slot, grant.KeyId, member.Session.ClientFingerprint.ToString());
+                member.Control.TrySend(new Error(ErrorCodes.GrantExpired,
+                    $"removed from room '{member.Room}': the grant expired at {grant.Expires:u}; join again with a fresh grant"));
+                member.Control.CompleteSending();
+                _ = CloseSoonAsync(member);
+            }
+        }
+    }
+
+    private string _grantKeysStamp;
+    private long _grantKeysCheckedAt = long.MinValue;
+
+    /// <summary>
+    /// Every <c>Gateway:Grants:KeyReloadPeriod</c>: when a key file changed (its time or size), reads the keys again
+    /// and gives new handshakes a validator of the new set, so an operator adds a key id, switches issuers and retires
+    /// the old key without a restart. Members already admitted stay. A file that fails keeps the previous keys: the
+    /// failure is logged (the file and what is wrong, never key material) and counted, once per change of the files.
+    /// </summary>
+    private void ReloadGrantKeys()
+    {
+        var settings = Options.Grants;
+        if (Grants is null) return;
+        var now = Time.GetTimestamp();
+        if (_grantKeysCheckedAt != long.MinValue && Time.GetElapsedTime(_grantKeysCheckedAt, now) < settings.KeyReloadPeriod) return;
+        _grantKeysCheckedAt = now;
+        var stamp = settings.KeyFilesStamp();
+        if (stamp == _grantKeysStamp) return;
+        _grantKeysStamp = stamp;
+        Protocol.Grants.GrantValidator next;
+        try
+        {
+            next = settings.CreateValidator(settings.LoadKeys(), Time);
+        }
+        catch (GrantKeyFileException e)
+        {
+            Counters.OnGrantKeyReloadFailure();
+            Log.GrantKeysReloadFailed(_logger, e.Message);
+            return;
+        }
+        // The previous keys' secrets are left to the collector rather than zeroed here: a handshake in flight may
+        // still be checking a grant with them.
+        Grants = next;
+        HandshakeOptions = NewHandshakeOptions(next);
+        Counters.OnGrantKeyReload();
+        Log.GrantKeysReloaded(_logger, string.Join(", ", next.KeyIds.Order(StringComparer.Ordinal)));
     }
 
     private void ReportFinishedRekeys()
@@ -574,6 +702,21 @@ public sealed partial class GatewayServer : IAsyncDisposable
 
         [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "Room {Room}: kicking member {Slot} failed")]
         public static partial void KickFailed(ILogger logger, string room, ushort slot, Exception exception);
+
+        [LoggerMessage(EventId = 13, Level = LogLevel.Information, Message = "Room {Room}: admin {Admin} set member {Slot} muted {Muted} (changed: {Changed})")]
+        public static partial void Muted(ILogger logger, string room, ushort slot, ushort admin, bool muted, bool changed);
+
+        [LoggerMessage(EventId = 14, Level = LogLevel.Warning, Message = "Room {Room}: muting member {Slot} failed")]
+        public static partial void MuteFailed(ILogger logger, string room, ushort slot, Exception exception);
+
+        [LoggerMessage(EventId = 15, Level = LogLevel.Information, Message = "Room {Room}: member {Slot} ({Subject}) removed, its grant of key {KeyId} expired")]
+        public static partial void GrantExpired(ILogger logger, string room, ushort slot, string keyId, string subject);
+
+        [LoggerMessage(EventId = 16, Level = LogLevel.Information, Message = "Grant keys reloaded: accepting issuer keys {KeyIds}")]
+        public static partial void GrantKeysReloaded(ILogger logger, string keyIds);
+
+        [LoggerMessage(EventId = 17, Level = LogLevel.Warning, Message = "Grant keys changed on disk but cannot be used ({Problem}); the previous keys stay accepted")]
+        public static partial void GrantKeysReloadFailed(ILogger logger, string problem);
 
         [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "Gateway maintenance tick failed ({Failures} so far); the loop goes on")]
         public static partial void TickFailed(ILogger logger, long failures, Exception exception);

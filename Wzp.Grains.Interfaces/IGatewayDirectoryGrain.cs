@@ -28,6 +28,14 @@ public interface IGatewayDirectoryGrain : IGrainWithStringKey
     [Alias("Unregister")]
     Task Unregister(string gatewayId);
 
+    /// <summary>
+    /// Every room that hosts members of a gateway the directory knows, sorted: how the administration API enumerates
+    /// rooms. Rooms tell the directory when they attach and detach a gateway (one-way, off their join path), so a room
+    /// that just opened or emptied may be missing or listed for a moment.
+    /// </summary>
+    [Alias("ListRooms")]
+    Task<ImmutableArray<string>> ListRooms();
+
     /// <summary>Every live gateway.</summary>
     [Alias("List")]
     Task<ImmutableArray<GatewayInfo>> List();

@@ -28,6 +28,21 @@ public interface IRoomGrain : IGrainWithStringKey
     [Alias("Kick")]
     Task<bool> Kick(KickRequest request);
 
+    /// <summary>
+    /// Mutes or unmutes the member in <see cref="MuteRequest.Slot"/> for the admin in <see cref="MuteRequest.BySlot"/>,
+    /// checked as <see cref="Kick"/>; false when refused or the slot is not a member.
+    /// </summary>
+    [Alias("Mute")]
+    Task<bool> Mute(MuteRequest request);
+
+    /// <summary>An operator's kick, mute, unmute or close (the administration API on the silos).</summary>
+    [Alias("Administer")]
+    Task<AdminOutcome> Administer(AdminCommand command);
+
+    /// <summary>The room for the administration API: its snapshot and when it opened.</summary>
+    [Alias("Describe")]
+    Task<RoomDescription> Describe();
+
     /// <summary>The room at its current version.</summary>
     [Alias("GetSnapshot")]
     Task<RoomSnapshot> GetSnapshot();

@@ -55,6 +55,9 @@ public enum ParticipantLeaveReason
 
     /// <summary>The member's gateway missed a rekey deadline. JSON <c>rekey_timeout</c>.</summary>
     RekeyTimeout = 5,
+
+    /// <summary>An operator closed the room (admin API). JSON <c>room_closed</c>.</summary>
+    RoomClosed = 6,
 }
 
 /// <summary>One room event as published on the room's stream.</summary>

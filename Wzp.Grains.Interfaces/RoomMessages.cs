@@ -11,12 +11,30 @@ namespace Wzp.Grains;
 /// <param name="Fingerprint">The member's identity fingerprint (public).</param>
 /// <param name="Alias">Display name, at most <see cref="RoomLimits.MaxAliasLength"/> characters, may be empty.</param>
 /// <param name="GatewayId">The gateway that terminates the member's QUIC connection.</param>
+/// <param name="Muted">An administrator muted the member: its gateway drops its uplink (docs/protocol.md §11).</param>
+/// <param name="Listener">The member's grant lacks <c>publish</c>: its gateway drops its uplink.</param>
+/// <param name="GrantExpires">
+/// The last moment the member's grant is accepted (its <c>exp</c> plus the gateway's clock skew); null without grants.
+/// A kicked identity is refused until then; the gateway removes the member when it passes.
+/// </param>
 [GenerateSerializer, Immutable, Alias("wzp.RoomMember.v1")]
 public sealed record RoomMember(
     [property: Id(0)] ushort Slot,
     [property: Id(1)] Fingerprint Fingerprint,
     [property: Id(2)] string Alias,
-    [property: Id(3)] string GatewayId);
+    [property: Id(3)] string GatewayId,
+    [property: Id(4)] bool Muted = false,
+    [property: Id(5)] bool Listener = false,
+    [property: Id(6)] DateTimeOffset? GrantExpires = null)
+{
+    /// <summary>
+    /// True when <paramref name="other"/> is this member, perhaps with other flags (<see cref="Muted"/>): same slot,
+    /// identity, alias and gateway. A flag changes the record, not who the member is.
+    /// </summary>
+    public bool IsSameMemberAs(RoomMember? other) =>
+        other is not null && other.Slot == Slot && other.Fingerprint == Fingerprint
+        && string.Equals(other.Alias, Alias, StringComparison.Ordinal) && string.Equals(other.GatewayId, GatewayId, StringComparison.Ordinal);
+}
 
 /// <summary>The identity of one room activation plus its counters; cheap to poll.</summary>
 /// <param name="Incarnation">New for every activation of the room grain. A change means the room lost its
@@ -60,8 +78,14 @@ public enum RoomChangeReason
     /// <summary>A gateway restored its members after the room re-activated.</summary>
     Restored = 5,
 
-    /// <summary>A member with an admin grant removed a member (<c>kick</c>, docs/protocol.md §11).</summary>
+    /// <summary>A member with an admin grant removed a member (<c>kick</c>, docs/protocol.md §11), or an operator did.</summary>
     Kicked = 6,
+
+    /// <summary>An administrator muted or unmuted a member (<see cref="RoomEvent.Joined"/> lists it with its new flag); no rekey.</summary>
+    Muted = 7,
+
+    /// <summary>An operator closed the room: every member was removed.</summary>
+    Closed = 8,
 }
 
 /// <summary>
@@ -96,6 +120,8 @@ public sealed record RoomEvent(
 /// The gateway's push target. With it (and <paramref name="GatewayInstance"/>) the room attaches the gateway
 /// without waiting on the directory, which it only informs; without it the room asks the directory first.
 /// </param>
+/// <param name="Listener">The member's grant lacks <c>publish</c>; the member list marks it.</param>
+/// <param name="GrantExpires">The last moment the member's grant is accepted (<see cref="RoomMember.GrantExpires"/>).</param>
 [GenerateSerializer, Immutable, Alias("wzp.JoinRequest.v1")]
 public sealed record JoinRequest(
     [property: Id(0)] Fingerprint Fingerprint,
@@ -103,7 +129,9 @@ public sealed record JoinRequest(
     [property: Id(2)] string GatewayId,
     [property: Id(3)] Guid KnownIncarnation = default,
     [property: Id(4)] Guid GatewayInstance = default,
-    [property: Id(5)] IGatewayObserver? Observer = null);
+    [property: Id(5)] IGatewayObserver? Observer = null,
+    [property: Id(6)] bool Listener = false,
+    [property: Id(7)] DateTimeOffset? GrantExpires = null);
 
 /// <summary>Outcome of a join.</summary>
 [Alias("wzp.JoinStatus.v1")]
@@ -172,6 +200,58 @@ public sealed record KickRequest(
     [property: Id(1)] ushort BySlot,
     [property: Id(2)] string GatewayId,
     [property: Id(3)] Guid GatewayInstance = default);
+
+/// <summary>
+/// An administrator muting (or unmuting) a member, checked like <see cref="KickRequest"/>: <see cref="BySlot"/> is
+/// the calling gateway's member, whose grant has <c>admin</c>. The mute sticks to the member's identity while the
+/// room stays open, so a muted member that rejoins is muted again.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("wzp.MuteRequest.v1")]
+public sealed record MuteRequest(
+    [property: Id(0)] ushort Slot,
+    [property: Id(1)] ushort BySlot,
+    [property: Id(2)] bool Muted,
+    [property: Id(3)] string GatewayId,
+    [property: Id(4)] Guid GatewayInstance = default);
+
+/// <summary>What an operator does to a room through the administration API (silo side; no member acts).</summary>
+[Alias("wzp.AdminAction.v1")]
+public enum AdminAction
+{
+    /// <summary>Remove the member in <see cref="AdminCommand.Slot"/>, as a <c>kick</c> does.</summary>
+    Kick = 0,
+
+    /// <summary>Mute the member in <see cref="AdminCommand.Slot"/>.</summary>
+    Mute = 1,
+
+    /// <summary>Unmute the member in <see cref="AdminCommand.Slot"/>.</summary>
+    Unmute = 2,
+
+    /// <summary>Remove every member; the room deactivates and forgets its kicks and mutes.</summary>
+    Close = 3,
+}
+
+/// <summary>An operator's command to a room; the administration API checked the operator's credential.</summary>
+[GenerateSerializer, Immutable, Alias("wzp.AdminCommand.v1")]
+public sealed record AdminCommand(
+    [property: Id(0)] AdminAction Action,
+    [property: Id(1)] ushort Slot = 0);
+
+/// <summary>Outcome of <see cref="IRoomGrain.Administer"/>.</summary>
+/// <param name="Done">True when the room changed (or already was as asked: muting a muted member).</param>
+/// <param name="Affected">Members removed or changed.</param>
+[GenerateSerializer, Immutable, Alias("wzp.AdminOutcome.v1")]
+public sealed record AdminOutcome(
+    [property: Id(0)] bool Done,
+    [property: Id(1)] int Affected);
+
+/// <summary>A room as the administration API shows it.</summary>
+/// <param name="Snapshot">Members, epoch, version.</param>
+/// <param name="OpenedAt">When this activation of the room started (a room re-activated after a silo failure starts again).</param>
+[GenerateSerializer, Immutable, Alias("wzp.RoomDescription.v1")]
+public sealed record RoomDescription(
+    [property: Id(0)] RoomSnapshot Snapshot,
+    [property: Id(1)] DateTimeOffset OpenedAt);
 
 /// <summary>A gateway reporting that all its members of the room finished the rekey to <see cref="Epoch"/>.</summary>
 /// <param name="GatewayId">The reporting gateway.</param>

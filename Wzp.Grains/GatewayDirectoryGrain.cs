@@ -150,6 +150,14 @@ public sealed partial class GatewayDirectoryGrain : Grain, IGatewayDirectoryGrai
     }
 
     /// <inheritdoc/>
+    public Task<ImmutableArray<string>> ListRooms() =>
+        Task.FromResult(_gateways.Values.SelectMany(entry => entry.Rooms)
+            .Concat(_unconfirmed.Values.SelectMany(noted => noted.Rooms))
+            .Distinct(StringComparer.Ordinal)
+            .Order(StringComparer.Ordinal)
+            .ToImmutableArray());
+
+    /// <inheritdoc/>
     public Task<ImmutableArray<GatewayInfo>> List() =>
         Task.FromResult(_gateways.Values.Select(entry => entry.ToInfo()).ToImmutableArray());
 

@@ -20,10 +20,13 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     private readonly ILogger<RoomGrain> _logger;
     private readonly Dictionary<ushort, RoomMember> _members = [];
 
-    // Identities an admin removed: refused for as long as this activation lives (a room that emptied and reopened,
-    // or re-activated after a silo death, forgets them; grants are short, so this is a cooling-off, not a ban list).
-    private readonly HashSet<Fingerprint> _kicked = [];
+    // Identities an admin removed, each until the grant it was kicked with expires (null: no grants, for as long as
+    // this activation lives). A room that emptied and reopened, or re-activated after a silo death, forgets them;
+    // grants are short, so this is a cooling-off, not a ban list. Muted identities stay muted when they rejoin.
+    private readonly Dictionary<Fingerprint, DateTimeOffset?> _kicked = [];
+    private readonly HashSet<Fingerprint> _muted = [];
     private const int MaxKicked = 4096;
+    private DateTimeOffset _openedAt;
     private readonly Dictionary<string, HostingGateway> _gateways = new(StringComparer.Ordinal);
     private readonly Guid _incarnation = Guid.NewGuid();
     private long _version;
@@ -56,7 +59,8 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         // Versions and epochs start from the clock (microsecond-ish units) rather than zero, so a room that
         // re-activates after losing its state still counts upwards: a previous activation would have needed
         // more than a thousand changes per millisecond of its life to get ahead, far beyond what one grain does.
-        _version = _epoch = _timeProvider.GetUtcNow().ToUnixTimeMilliseconds() * 1000;
+        _openedAt = _timeProvider.GetUtcNow();
+        _version = _epoch = _openedAt.ToUnixTimeMilliseconds() * 1000;
         _restore = new RestorePhase(_timeProvider, _options.RestoreWindow);
         _stalls = new StallWatch(_timeProvider, StallTolerance);
 
@@ -92,7 +96,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             return JoinResult.Refused(JoinStatus.RestoreFirst);
         }
 
-        if (_kicked.Contains(request.Fingerprint))
+        if (IsKicked(request.Fingerprint))
         {
             return JoinResult.Refused(JoinStatus.Kicked);
         }
@@ -146,7 +150,8 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             OnMemberGone(previous, ParticipantLeaveReason.Replaced);
         }
 
-        var member = new RoomMember(AllocateSlot(), request.Fingerprint, request.Alias, request.GatewayId);
+        var member = new RoomMember(AllocateSlot(), request.Fingerprint, request.Alias, request.GatewayId,
+            Muted: _muted.Contains(request.Fingerprint), Listener: request.Listener, GrantExpires: request.GrantExpires);
         _members.Add(member.Slot, member);
         gateway.MemberCount++;
         OnMemberJoined(member);
@@ -180,23 +185,154 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
     {
         ArgumentNullException.ThrowIfNull(request);
         _restore.FirstCall(newcomer: false);
-        if (!_members.TryGetValue(request.BySlot, out var admin)
-            || !string.Equals(admin.GatewayId, request.GatewayId, StringComparison.Ordinal)
-            || !SameProcess(_gateways[admin.GatewayId].InstanceId, request.GatewayInstance)
+        if (!IsMemberOf(request.BySlot, request.GatewayId, request.GatewayInstance)
             || request.Slot == request.BySlot
             || !_members.TryGetValue(request.Slot, out var member))
         {
             return Task.FromResult(false);
         }
 
+        KickMember(member, request.BySlot);
+        return Task.FromResult(true);
+    }
+
+    /// <inheritdoc/>
+    public Task<bool> Mute(MuteRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        _restore.FirstCall(newcomer: false);
+        if (!IsMemberOf(request.BySlot, request.GatewayId, request.GatewayInstance)
+            || !_members.TryGetValue(request.Slot, out var member))
+        {
+            return Task.FromResult(false);
+        }
+
+        SetMuted(member, request.Muted, request.BySlot);
+        return Task.FromResult(true);
+    }
+
+    /// <inheritdoc/>
+    public Task<AdminOutcome> Administer(AdminCommand command)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        _restore.FirstCall(newcomer: false);
+        if (command.Action == AdminAction.Close)
+        {
+            var count = _members.Count;
+            if (count > 0)
+            {
+                var slots = _members.Keys.ToImmutableArray();
+                var gateways = _gateways.Values.ToImmutableArray();
+                foreach (var gone in _members.Values) OnMemberGone(gone, ParticipantLeaveReason.RoomClosed);
+                _members.Clear();
+                foreach (var gatewayId in _gateways.Keys.ToList())
+                {
+                    ForgetGateway(gatewayId);
+                }
+
+                // Pushed to the gateways it hosted, which tell their members why; then the room is empty and goes.
+                Advance(RoomChangeReason.Closed, [], slots, gateways, advanceEpoch: true);
+                Log.Closed(_logger, RoomName, count);
+            }
+
+            return Task.FromResult(new AdminOutcome(count > 0, count));
+        }
+
+        if (!_members.TryGetValue(command.Slot, out var member))
+        {
+            return Task.FromResult(new AdminOutcome(false, 0));
+        }
+
+        switch (command.Action)
+        {
+            case AdminAction.Kick:
+                KickMember(member);
+                break;
+            case AdminAction.Mute or AdminAction.Unmute:
+                SetMuted(member, command.Action == AdminAction.Mute);
+                break;
+            default:
+                return Task.FromResult(new AdminOutcome(false, 0));
+        }
+
+        return Task.FromResult(new AdminOutcome(true, 1));
+    }
+
+    /// <inheritdoc/>
+    public Task<RoomDescription> Describe()
+    {
+        _restore.FirstCall(newcomer: false);
+        return Task.FromResult(new RoomDescription(Snapshot(), _openedAt));
+    }
+
+    private bool IsMemberOf(ushort slot, string gatewayId, Guid gatewayInstance) =>
+        _members.TryGetValue(slot, out var member)
+        && string.Equals(member.GatewayId, gatewayId, StringComparison.Ordinal)
+        && SameProcess(_gateways[member.GatewayId].InstanceId, gatewayInstance);
+
+    private bool IsKicked(Fingerprint fingerprint)
+    {
+        if (!_kicked.TryGetValue(fingerprint, out var until))
+        {
+            return false;
+        }
+
+        if (until is null || _timeProvider.GetUtcNow() < until)
+        {
+            return true;
+        }
+
+        // Its grant expired: any join now comes with a fresh grant, which the issuer chose to give.
+        _kicked.Remove(fingerprint);
+        return false;
+    }
+
+    private void KickMember(RoomMember member, ushort bySlot = 0)
+    {
         _members.Remove(member.Slot);
-        if (_kicked.Count < MaxKicked) _kicked.Add(member.Fingerprint);
-        OnMemberGone(member, ParticipantLeaveReason.Kicked, request.BySlot);
+        if (_kicked.Count >= MaxKicked)
+        {
+            var now = _timeProvider.GetUtcNow();
+            foreach (var expired in _kicked.Where(pair => pair.Value is { } until && until <= now).Select(pair => pair.Key).ToList())
+            {
+                _kicked.Remove(expired);
+            }
+        }
+
+        if (_kicked.Count < MaxKicked)
+        {
+            _kicked[member.Fingerprint] = member.GrantExpires;
+        }
+
+        OnMemberGone(member, ParticipantLeaveReason.Kicked, bySlot);
         var former = ReleaseGatewayMember(member.GatewayId);
         // The kicked member's gateway sees it gone with this reason and tells it 'kicked' before closing it.
         Advance(RoomChangeReason.Kicked, [], [member.Slot], former, advanceEpoch: true);
         Log.MemberLeft(_logger, RoomName, member.Slot, member.GatewayId, _epoch);
-        return Task.FromResult(true);
+    }
+
+    // No rekey: the member's keys are unchanged, only whether its gateway forwards what it sends.
+    private void SetMuted(RoomMember member, bool muted, ushort bySlot = 0)
+    {
+        if (muted && _muted.Count < MaxKicked)
+        {
+            _muted.Add(member.Fingerprint);
+        }
+        else if (!muted)
+        {
+            _muted.Remove(member.Fingerprint);
+        }
+
+        if (member.Muted == muted)
+        {
+            return;
+        }
+
+        var changed = member with { Muted = muted };
+        _members[member.Slot] = changed;
+        Advance(RoomChangeReason.Muted, [changed], [], formerGateways: [], advanceEpoch: false);
+        Log.MuteChanged(_logger, RoomName, member.Slot, muted);
+        OnMemberMuted(member.Slot, muted, bySlot);
     }
 
     /// <inheritdoc/>
@@ -275,7 +411,7 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
             {
                 // Already there (a second restore, or the push and the poll raced): idempotent. Anyone else in
                 // that slot joined meanwhile and keeps it; the gateway must re-join or drop this member.
-                if (existing != member)
+                if (!existing.IsSameMemberAs(member))
                 {
                     rejected.Add(member.Slot);
                 }
@@ -290,6 +426,11 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
                 _members.Add(member.Slot, member);
                 gateway.MemberCount++;
                 restored.Add(member);
+                if (member.Muted && _muted.Count < MaxKicked)
+                {
+                    _muted.Add(member.Fingerprint);
+                }
+
                 // Round-robin allocation continues past the slots the previous activation handed out, so a
                 // newcomer never takes (or soon re-takes) a restored member's slot.
                 if (member.Slot >= _nextSlot)
@@ -768,6 +909,12 @@ public sealed partial class RoomGrain : Grain, IRoomGrain
         [LoggerMessage(EventId = 2012, Level = LogLevel.Warning,
             Message = "Room {Room} could not run for {Stall} (its silo stalled): rekey deadlines are extended by that much")]
         public static partial void Stalled(ILogger logger, string room, TimeSpan stall);
+
+        [LoggerMessage(EventId = 2013, Level = LogLevel.Information, Message = "Room {Room}: slot {Slot} muted: {Muted}")]
+        public static partial void MuteChanged(ILogger logger, string room, ushort slot, bool muted);
+
+        [LoggerMessage(EventId = 2014, Level = LogLevel.Information, Message = "Room {Room} closed by an operator: {Count} members removed")]
+        public static partial void Closed(ILogger logger, string room, int count);
 
         [LoggerMessage(EventId = 2009, Level = LogLevel.Warning, Message = "Room {Room}: inviting gateways to restore failed")]
         public static partial void InviteFailed(ILogger logger, string room, Exception exception);

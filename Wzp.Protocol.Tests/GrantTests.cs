@@ -332,4 +332,31 @@ public sealed class KickMessageTests
         Assert.Equal("{\"type\":\"kick\",\"slot\":7}", body);
         Assert.Equal(new Kick(7), ControlCodec.Decode(frame.AsSpan(4)));
     }
+
+    [Theory]
+    [InlineData("mute")]
+    [InlineData("unmute")]
+    public void MuteAndUnmute_RoundTripThroughTheCodec_AsDocumented(string type)
+    {
+        ControlMessage message = type == "mute" ? new Mute(3) : new Unmute(3);
+        var frame = ControlCodec.Encode(message);
+        Assert.Equal($"{{\"type\":\"{type}\",\"slot\":3}}", System.Text.Encoding.UTF8.GetString(frame.AsSpan(4)));
+        Assert.Equal(message, ControlCodec.Decode(frame.AsSpan(4)));
+    }
+
+    [Fact]
+    public void MemberFlags_AreWrittenOnlyWhenSet_AndRead()
+    {
+        var plain = System.Text.Encoding.UTF8.GetString(ControlCodec.SerializeBody(new RoomUpdate([new MemberInfo(1, new byte[16], "a")], [])));
+        Assert.DoesNotContain("muted", plain, StringComparison.Ordinal);
+        Assert.DoesNotContain("listener", plain, StringComparison.Ordinal);
+
+        var body = ControlCodec.SerializeBody(new RoomUpdate([new MemberInfo(1, new byte[16], "a", Muted: true), new MemberInfo(2, new byte[16], "b", Listener: true)], []));
+        Assert.Contains("\"muted\":true", System.Text.Encoding.UTF8.GetString(body), StringComparison.Ordinal);
+        var decoded = Assert.IsType<RoomUpdate>(ControlCodec.Decode(body));
+        Assert.True(decoded.Joined[0].Muted);
+        Assert.False(decoded.Joined[0].Listener);
+        Assert.True(decoded.Joined[1].Listener);
+        Assert.False(decoded.Joined[1].Muted);
+    }
 }

@@ -69,6 +69,8 @@ public static class ControlCodec
             case RekeyDone m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.RekeyDone); break;
             case Leave m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Leave); break;
             case Kick m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Kick); break;
+            case Mute m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Mute); break;
+            case Unmute m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Unmute); break;
             case Ping m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Ping); break;
             case Pong m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Pong); break;
             case Error m: JsonSerializer.Serialize(writer, m, ProtocolJson.Default.Error); break;
@@ -189,6 +191,8 @@ public static class ControlCodec
             "rekeyDone" => Deserialize(body, ProtocolJson.Default.RekeyDone),
             "leave" => Deserialize(body, ProtocolJson.Default.Leave),
             "kick" => Deserialize(body, ProtocolJson.Default.Kick),
+            "mute" => Deserialize(body, ProtocolJson.Default.Mute),
+            "unmute" => Deserialize(body, ProtocolJson.Default.Unmute),
             "ping" => Deserialize(body, ProtocolJson.Default.Ping),
             "pong" => Deserialize(body, ProtocolJson.Default.Pong),
             "error" => Deserialize(body, ProtocolJson.Default.Error),

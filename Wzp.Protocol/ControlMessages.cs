@@ -34,8 +34,16 @@ public sealed record Welcome(GatewayCredential Credential, byte[] EphemeralKey, 
 /// </summary>
 public sealed record Confirm(byte[] Mac, string Token) : ControlMessage("confirm");
 
-/// <summary>One member as clients see it. The fingerprint is 16 bytes (base64 on the wire).</summary>
-public sealed record MemberInfo(int Slot, byte[] Fingerprint, string Alias);
+/// <summary>
+/// One member as clients see it. The fingerprint is 16 bytes (base64 on the wire). <see cref="Muted"/> and
+/// <see cref="Listener"/> (docs/protocol.md §11) are left out when false, so a member list without them reads as before.
+/// </summary>
+public sealed record MemberInfo(
+    int Slot,
+    byte[] Fingerprint,
+    string Alias,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool Muted = false,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool Listener = false);
 
 /// <summary>
 /// Gateway to client: admitted to the room (§5.5). A member list over one frame travels in parts
@@ -68,6 +76,12 @@ public sealed record Leave() : ControlMessage("leave");
 /// <summary>Extension (docs/protocol.md §11): a member with an <c>admin</c> grant removes the member in <paramref name="Slot"/>.</summary>
 public sealed record Kick(int Slot) : ControlMessage("kick");
 
+/// <summary>Extension (docs/protocol.md §11): a member with an <c>admin</c> grant mutes the member in <paramref name="Slot"/>.</summary>
+public sealed record Mute(int Slot) : ControlMessage("mute");
+
+/// <summary>Extension (docs/protocol.md §11): a member with an <c>admin</c> grant unmutes the member in <paramref name="Slot"/>.</summary>
+public sealed record Unmute(int Slot) : ControlMessage("unmute");
+
 public sealed record Ping() : ControlMessage("ping");
 
 public sealed record Pong() : ControlMessage("pong");
@@ -91,6 +105,10 @@ public static class ErrorCodes
     public const string Internal = "internal";
     /// <summary>Extension (docs/protocol.md §11): an administrator removed this member from the room.</summary>
     public const string Kicked = "kicked";
+    /// <summary>Extension (docs/protocol.md §11): the member's grant expired while it was in the room; rejoin with a fresh one.</summary>
+    public const string GrantExpired = "grant-expired";
+    /// <summary>Extension (docs/protocol.md §11): an operator closed the room.</summary>
+    public const string RoomClosed = "room-closed";
 }
 
 [JsonSourceGenerationOptions(
@@ -109,6 +127,8 @@ public static class ErrorCodes
 [JsonSerializable(typeof(RekeyDone))]
 [JsonSerializable(typeof(Leave))]
 [JsonSerializable(typeof(Kick))]
+[JsonSerializable(typeof(Mute))]
+[JsonSerializable(typeof(Unmute))]
 [JsonSerializable(typeof(Ping))]
 [JsonSerializable(typeof(Pong))]
 [JsonSerializable(typeof(Error))]

@@ -99,6 +99,9 @@ public sealed partial class ScaleOutCluster : IDisposable
         environment["Orleans__Clustering__SiloPort"] = Ports.FreeTcp().ToString(CultureInfo.InvariantCulture);
         environment["Orleans__Clustering__GatewayPort"] = Ports.FreeTcp().ToString(CultureInfo.InvariantCulture);
         environment["Telemetry__PrometheusEndpoint"] = $"http://127.0.0.1:{telemetry}/";
+        // Every silo serves the room administration API; several on one host need a port and operator key each.
+        environment["Admin__ListenAddress"] = $"127.0.0.1:{Ports.FreeTcp()}";
+        environment["Admin__OperatorKeyFile"] = Path.Combine(Directory, $"silo{index}-admin.key");
         var process = ChildProcess.StartDotnet($"silo{index}", Builds.SiloDll, environment, Directory, Directory);
         _processes.Add(process);
         var silo = new SiloProcess(process, new Uri($"http://127.0.0.1:{telemetry}/"));

@@ -27,8 +27,14 @@ catch (Exception e) when (e is Microsoft.Extensions.Options.OptionsValidationExc
 }
 if (hostsGateway)
     builder.Services.AddWzpGateway(builder.Configuration, allInOne: true);
+// The room administration API on Admin:ListenAddress (default 127.0.0.1:9470), after the silo it calls.
+builder.AddWzpAdminApi();
 // A silo started before Redis is reachable waits for it (and says so) instead of failing inside Orleans' start.
 if (!await RedisWait.BeforeStartAsync(builder.Configuration, "Wzp.Silo")) return 130;
 
 await builder.Build().RunAsync();
 return 0;
+
+// Internal, as without ASP.NET Core: its source generator would otherwise make the entry point's class public, and
+// every project referencing this one (the benchmarks, the CLI) would see a second 'Program'.
+internal partial class Program;

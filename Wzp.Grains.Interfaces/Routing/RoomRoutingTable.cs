@@ -93,7 +93,12 @@ public sealed partial class RoomRoutingTable
     public TimeSpan PollTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Joins a member hosted by this gateway and starts tracking the room.</summary>
-    public async Task<JoinResult> JoinAsync(string room, Fingerprint fingerprint, string alias)
+    /// <param name="room">The room.</param>
+    /// <param name="fingerprint">The member's identity.</param>
+    /// <param name="alias">The member's display name.</param>
+    /// <param name="listener">The member's grant lacks <c>publish</c> (the member list marks it).</param>
+    /// <param name="grantExpires">The last moment the member's grant is accepted; null without grants.</param>
+    public async Task<JoinResult> JoinAsync(string room, Fingerprint fingerprint, string alias, bool listener = false, DateTimeOffset? grantExpires = null)
     {
         // The room pushes its next change the moment the join is in: the entry exists before the call, so such a
         // push is buffered instead of dropped (it would otherwise wait for the next poll, past the rekey deadline).
@@ -101,7 +106,7 @@ public sealed partial class RoomRoutingTable
         var joinedRoom = false;
         try
         {
-            var result = await JoinTrackedAsync(room, entry, fingerprint, alias).ConfigureAwait(false);
+            var result = await JoinTrackedAsync(room, entry, new JoinRequest(fingerprint, alias, GatewayId, Listener: listener, GrantExpires: grantExpires)).ConfigureAwait(false);
             joinedRoom = result.Status == JoinStatus.Joined;
             return result;
         }
@@ -166,7 +171,7 @@ public sealed partial class RoomRoutingTable
         }
     }
 
-    private async Task<JoinResult> JoinTrackedAsync(string room, Entry tracked, Fingerprint fingerprint, string alias)
+    private async Task<JoinResult> JoinTrackedAsync(string room, Entry tracked, JoinRequest request)
     {
         var started = Stopwatch.GetTimestamp();
         var delay = RestoreRetryDelay;
@@ -178,7 +183,7 @@ public sealed partial class RoomRoutingTable
             // The incarnation this gateway's members of the room belong to: a room that re-activated since
             // refuses newcomers from here until those members are restored (they keep their slots).
             var known = tracked.Current is { } current ? current.Incarnation : Guid.Empty;
-            result = await Room(room).Join(new JoinRequest(fingerprint, alias, GatewayId, known, InstanceId, Observer?.Invoke())).ConfigureAwait(false);
+            result = await Room(room).Join(request with { KnownIncarnation = known, GatewayInstance = InstanceId, Observer = Observer?.Invoke() }).ConfigureAwait(false);
             if (result.Status == JoinStatus.RestoreFirst && restores++ < MaxRestoresPerJoin)
             {
                 // Restores this gateway's members into the room that re-activated, then the join is retried.
@@ -207,7 +212,8 @@ public sealed partial class RoomRoutingTable
             return result;
         }
 
-        var member = new RoomMember(result.Slot, fingerprint, alias, GatewayId);
+        var member = snapshot.Members.FirstOrDefault(m => m.Slot == result.Slot)
+            ?? new RoomMember(result.Slot, request.Fingerprint, request.Alias, GatewayId, Listener: request.Listener, GrantExpires: request.GrantExpires);
         await tracked.Gate.WaitAsync().ConfigureAwait(false);
         try
         {
@@ -284,6 +290,10 @@ public sealed partial class RoomRoutingTable
     /// <summary>Asks the room to remove <paramref name="slot"/> for this gateway's member <paramref name="bySlot"/>, an admin.</summary>
     public Task<bool> KickAsync(string room, ushort bySlot, ushort slot) =>
         Room(room).Kick(new KickRequest(slot, bySlot, GatewayId, InstanceId));
+
+    /// <summary>Asks the room to mute or unmute <paramref name="slot"/> for this gateway's member <paramref name="bySlot"/>, an admin.</summary>
+    public Task<bool> MuteAsync(string room, ushort bySlot, ushort slot, bool muted) =>
+        Room(room).Mute(new MuteRequest(slot, bySlot, muted, GatewayId, InstanceId));
 
     /// <summary>Tells the room that every member of this gateway finished the rekey to <paramref name="epoch"/>.</summary>
     public Task ReportRekeyCompleteAsync(string room, long epoch) =>
@@ -505,9 +515,14 @@ public sealed partial class RoomRoutingTable
         var published = WithCarried(entry, next);
         foreach (var slot in entry.Local.Keys.ToList())
         {
-            if (!next.BySlot.TryGetValue(slot, out var member) || member != entry.Local[slot])
+            if (!next.BySlot.TryGetValue(slot, out var member) || !member.IsSameMemberAs(entry.Local[slot]))
             {
                 entry.Local.Remove(slot);
+            }
+            else
+            {
+                // The room's record: a flag it changed (muted) goes back to it with a restore.
+                entry.Local[slot] = member;
             }
         }
 

@@ -105,6 +105,7 @@ public static class WebhookPayload
         ParticipantLeaveReason.Kicked => "kicked",
         ParticipantLeaveReason.GatewayGone => "gateway_gone",
         ParticipantLeaveReason.RekeyTimeout => "rekey_timeout",
+        ParticipantLeaveReason.RoomClosed => "room_closed",
         _ => "none",
     };
 
