@@ -31,6 +31,22 @@ public sealed class SecretFileTests : IDisposable
     }
 
     [Fact]
+    public void TryCreateAtomically_ManyWritersAtOnce_ExactlyOneWins_AndEveryoneReadsItsFile()
+    {
+        // Silos started together with one shared operator key path: all must end up holding the same key.
+        if (OperatingSystem.IsWindows()) return;
+        var path = PathOf("admin.key");
+        var winners = new bool[16];
+        Parallel.For(0, winners.Length, i => winners[i] = PrivateFile.TryCreateAtomically(path, $"key-{i}"));
+        var won = Assert.Single(Enumerable.Range(0, winners.Length), i => winners[i]);
+        Assert.Equal($"key-{won}", File.ReadAllText(path));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+        Assert.Equal([path], Directory.GetFiles(_directory.FullName));
+        Assert.False(PrivateFile.TryCreateAtomically(path, "later"));
+        Assert.Equal($"key-{won}", File.ReadAllText(path));
+    }
+
+    [Fact]
     public void TlsKey_IsNeverWrittenThroughAFileAnotherUserPlantedAtTheOldFixedName()
     {
         if (OperatingSystem.IsWindows()) return; // Unix permissions and links

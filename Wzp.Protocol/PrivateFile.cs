@@ -24,7 +24,18 @@ public static class PrivateFile
     /// </remarks>
     /// <exception cref="IOException">The folder is missing or not writable, or the rename failed.</exception>
     /// <exception cref="UnauthorizedAccessException">Permission denied.</exception>
-    public static void WriteAtomically(string path, string contents, bool ownerOnly = true)
+    public static void WriteAtomically(string path, string contents, bool ownerOnly = true) => Write(path, contents, ownerOnly, overwrite: true);
+
+    /// <summary>
+    /// Creates <paramref name="path"/> with <paramref name="contents"/> (owner-only, all or nothing, as
+    /// <see cref="WriteAtomically"/>) unless it exists; false when another writer created it first, whose file stays.
+    /// Processes that start at once and share a file each create it this way, then all read the one that won.
+    /// </summary>
+    /// <exception cref="IOException">The folder is missing or not writable.</exception>
+    /// <exception cref="UnauthorizedAccessException">Permission denied.</exception>
+    public static bool TryCreateAtomically(string path, string contents) => Write(path, contents, ownerOnly: true, overwrite: false);
+
+    private static bool Write(string path, string contents, bool ownerOnly, bool overwrite)
     {
         var full = Path.GetFullPath(path);
         var directory = Path.GetDirectoryName(full)!;
@@ -41,7 +52,23 @@ public static class PrivateFile
                 writer.Flush();
                 stream.Flush(flushToDisk: true);
             }
-            File.Move(temporary, full, overwrite: true);
+            if (overwrite)
+            {
+                File.Move(temporary, full, overwrite: true);
+                return true;
+            }
+            // Fails when the name exists; on Linux .NET makes the new name with link(2), which cannot replace a
+            // file another writer created a moment earlier.
+            try
+            {
+                File.Move(temporary, full, overwrite: false);
+            }
+            catch (IOException) when (File.Exists(full))
+            {
+                File.Delete(temporary);
+                return false;
+            }
+            return true;
         }
         catch
         {

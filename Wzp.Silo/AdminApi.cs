@@ -114,8 +114,8 @@ public sealed partial class AdminApi : IAsyncDisposable
                 }
                 var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
                 Directory.CreateDirectory(directory);
-                PrivateFile.WriteAtomically(path, Base64Url(RandomNumberGenerator.GetBytes(32)) + "\n");
-                Log.OperatorKeyCreated(logger, path);
+                // Silos started together with one shared path: the first file wins and every silo reads that one.
+                if (PrivateFile.TryCreateAtomically(path, Base64Url(RandomNumberGenerator.GetBytes(32)) + "\n")) Log.OperatorKeyCreated(logger, path);
             }
             else if (PrivateFile.IsExposed(path))
             {
