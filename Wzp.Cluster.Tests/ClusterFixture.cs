@@ -39,10 +39,18 @@ public sealed class ClusterFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
+        _cluster = Build(Configuration, silo => silo.AddIncomingGrainCallFilter<SlowRoomFilter>());
+        await _cluster.DeployAsync();
+    }
+
+    /// <summary>Two silos with the control plane on <paramref name="configuration"/>, quick death detection and
+    /// 10 s grain calls; <paramref name="configure"/> adds what a fixture needs on top.</summary>
+    internal static InProcessTestCluster Build(IConfiguration configuration, Action<ISiloBuilder> configure)
+    {
         var builder = new InProcessTestClusterBuilder(2);
         builder.ConfigureSilo((_, silo) =>
         {
-            silo.AddWzpControlPlane(Configuration);
+            silo.AddWzpControlPlane(configuration);
             // A killed silo must be declared dead within seconds, not the production default of tens of seconds.
             silo.Configure<ClusterMembershipOptions>(options =>
             {
@@ -51,12 +59,11 @@ public sealed class ClusterFixture : IAsyncLifetime
                 options.NumVotesForDeathDeclaration = 1;
             });
             silo.Configure<SiloMessagingOptions>(options => options.ResponseTimeout = TimeSpan.FromSeconds(10));
-            silo.AddIncomingGrainCallFilter<SlowRoomFilter>();
+            configure(silo);
         });
         builder.ConfigureClient(client =>
             client.Configure<ClientMessagingOptions>(options => options.ResponseTimeout = TimeSpan.FromSeconds(10)));
-        _cluster = builder.Build();
-        await _cluster.DeployAsync();
+        return builder.Build();
     }
 
     public async Task DisposeAsync()

@@ -47,22 +47,7 @@ public sealed class RoomEventsFixture : IAsyncLifetime
                 ["Webhooks:MaxBackoff"] = "00:00:00.500",
             })
             .Build();
-        var builder = new InProcessTestClusterBuilder(2);
-        builder.ConfigureSilo((_, silo) =>
-        {
-            silo.AddWzpControlPlane(configuration);
-            silo.AddWzpRoomEvents(configuration);
-            silo.Configure<ClusterMembershipOptions>(options =>
-            {
-                options.ProbeTimeout = TimeSpan.FromMilliseconds(500);
-                options.NumMissedProbesLimit = 2;
-                options.NumVotesForDeathDeclaration = 1;
-            });
-            silo.Configure<SiloMessagingOptions>(options => options.ResponseTimeout = TimeSpan.FromSeconds(10));
-        });
-        builder.ConfigureClient(client =>
-            client.Configure<ClientMessagingOptions>(options => options.ResponseTimeout = TimeSpan.FromSeconds(10)));
-        _cluster = builder.Build();
+        _cluster = ClusterFixture.Build(configuration, silo => silo.AddWzpRoomEvents(configuration));
         await _cluster.DeployAsync();
     }
 
