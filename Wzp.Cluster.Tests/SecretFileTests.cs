@@ -35,15 +35,19 @@ public sealed class SecretFileTests : IDisposable
     {
         // Silos started together with one shared operator key path: all must end up holding the same key.
         if (OperatingSystem.IsWindows()) return;
-        var path = PathOf("admin.key");
-        var winners = new bool[16];
-        Parallel.For(0, winners.Length, i => winners[i] = PrivateFile.TryCreateAtomically(path, $"key-{i}"));
-        var won = Assert.Single(Enumerable.Range(0, winners.Length), i => winners[i]);
-        Assert.Equal($"key-{won}", File.ReadAllText(path));
-        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
-        Assert.Equal([path], Directory.GetFiles(_directory.FullName));
-        Assert.False(PrivateFile.TryCreateAtomically(path, "later"));
-        Assert.Equal($"key-{won}", File.ReadAllText(path));
+        // A race shows only now and then, so race many times (check-then-rename let two win about once in 50).
+        for (var round = 0; round < 100; round++)
+        {
+            var path = PathOf($"admin-{round}.key");
+            var winners = new bool[16];
+            Parallel.For(0, winners.Length, i => winners[i] = PrivateFile.TryCreateAtomically(path, $"key-{i}"));
+            var won = Assert.Single(Enumerable.Range(0, winners.Length), i => winners[i]);
+            Assert.Equal($"key-{won}", File.ReadAllText(path));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+            Assert.False(PrivateFile.TryCreateAtomically(path, "later"));
+            Assert.Equal($"key-{won}", File.ReadAllText(path));
+        }
+        Assert.Equal(100, Directory.GetFiles(_directory.FullName).Length); // no temporary file left behind
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 
 namespace Wzp.Protocol;
@@ -7,6 +8,11 @@ namespace Wzp.Protocol;
 /// </summary>
 public static class PrivateFile
 {
+    private const int EExist = 17; // the same on Linux and macOS
+
+    [DllImport("libc", EntryPoint = "link", SetLastError = true)]
+    private static extern int Link([MarshalAs(UnmanagedType.LPUTF8Str)] string existing, [MarshalAs(UnmanagedType.LPUTF8Str)] string created);
+
     private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
     private const UnixFileMode GroupOrOther =
@@ -57,18 +63,28 @@ public static class PrivateFile
                 File.Move(temporary, full, overwrite: true);
                 return true;
             }
-            // Fails when the name exists; on Linux .NET makes the new name with link(2), which cannot replace a
-            // file another writer created a moment earlier.
-            try
+            if (OperatingSystem.IsWindows())
             {
-                File.Move(temporary, full, overwrite: false);
+                // MoveFileEx without MOVEFILE_REPLACE_EXISTING fails when the name exists, atomically.
+                try
+                {
+                    File.Move(temporary, full, overwrite: false);
+                }
+                catch (IOException) when (File.Exists(full))
+                {
+                    File.Delete(temporary);
+                    return false;
+                }
+                return true;
             }
-            catch (IOException) when (File.Exists(full))
-            {
-                File.Delete(temporary);
-                return false;
-            }
-            return true;
+            // link(2) makes the name only if it does not exist, in one step. File.Move(overwrite: false) is not
+            // enough here: .NET checks for the name and then renames, so two writers at once can both win.
+            var linked = Link(temporary, full) == 0;
+            var errno = Marshal.GetLastPInvokeError();
+            File.Delete(temporary);
+            if (linked) return true;
+            if (errno == EExist) return false;
+            throw new IOException($"Could not create {full}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno}).");
         }
         catch
         {
